@@ -1,0 +1,141 @@
+/**
+ * Errors shared by every Lull component. Each class has a stable `name`; errors that cross the wire carry a
+ * stable `code` from {@link ErrorCode} and say whether retrying could help (`isRetryable`).
+ */
+
+/** Every error code that may appear on the wire. Defined once, here. */
+export const ErrorCode = {
+  /** A frame or message failed to decode or failed its schema. */
+  MalformedMessage: 'malformed-message',
+  /** A frame exceeded the maximum size and was not decoded. */
+  FrameTooLarge: 'frame-too-large',
+  /** A message type this peer does not accept on this protocol. */
+  UnexpectedMessage: 'unexpected-message',
+  /** Sealed data failed authentication (tampered, wrong key, reordered). */
+  DecryptionFailed: 'decryption-failed',
+  /** A request was not sealed for this node. */
+  NotARecipient: 'not-a-recipient',
+  /** A response stream ended without its final chunk. */
+  StreamTruncated: 'stream-truncated',
+  /** No node serving the requested model is registered. */
+  ModelNotFound: 'model-not-found',
+  /** None of the request's candidate nodes can take it now. */
+  NoCapacity: 'no-capacity',
+  /** The node running the request went away. */
+  NodeLost: 'node-lost',
+  /** The request was cancelled. */
+  Cancelled: 'cancelled',
+  /** A deadline passed. */
+  Timeout: 'timeout',
+  /** Request parameters were invalid. */
+  InvalidRequest: 'invalid-request',
+  /** A node certificate failed verification. */
+  InvalidCertificate: 'invalid-certificate',
+  /** The node failed while generating. */
+  EngineFailed: 'engine-failed',
+  /** Something unexpected failed inside the remote peer. */
+  Internal: 'internal',
+} as const
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
+
+const RETRYABLE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  ErrorCode.NoCapacity,
+  ErrorCode.NodeLost,
+  ErrorCode.Timeout,
+  ErrorCode.EngineFailed,
+  ErrorCode.Internal,
+])
+
+export function isRetryableCode(code: ErrorCode): boolean {
+  return RETRYABLE_CODES.has(code)
+}
+
+const ALL_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode))
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && ALL_CODES.has(value)
+}
+
+export interface LullErrorOptions {
+  cause?: unknown
+  requestId?: string
+  isRetryable?: boolean
+}
+
+/** Base class of every Lull error. */
+export class LullError extends Error {
+  override name = 'LullError'
+  readonly code: ErrorCode
+  readonly isRetryable: boolean
+  readonly requestId: string | undefined
+
+  constructor(code: ErrorCode, message: string, options: LullErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.code = code
+    this.isRetryable = options.isRetryable ?? isRetryableCode(code)
+    this.requestId = options.requestId
+  }
+}
+
+/** Input from the network (or a file) that is not a valid Lull message. */
+export class MalformedMessageError extends LullError {
+  override name = 'MalformedMessageError'
+  constructor(message: string, options?: LullErrorOptions) {
+    super(ErrorCode.MalformedMessage, message, options)
+  }
+}
+
+/** A length prefix announced a frame larger than the limit; nothing was decoded. */
+export class FrameTooLargeError extends LullError {
+  override name = 'FrameTooLargeError'
+  constructor(
+    readonly sizeBytes: number,
+    readonly limitBytes: number,
+  ) {
+    super(ErrorCode.FrameTooLarge, `frame of ${sizeBytes} bytes exceeds the ${limitBytes}-byte limit`)
+  }
+}
+
+/** Sealed data could not be opened: tampered with, reordered, or sealed under another key. */
+export class DecryptionError extends LullError {
+  override name = 'DecryptionError'
+  constructor(message = 'sealed data failed authentication', options?: LullErrorOptions) {
+    super(ErrorCode.DecryptionFailed, message, options)
+  }
+}
+
+/** A sealed request carries no key wrapped for this node. */
+export class NotARecipientError extends LullError {
+  override name = 'NotARecipientError'
+  constructor(message = 'the request was not sealed for this node', options?: LullErrorOptions) {
+    super(ErrorCode.NotARecipient, message, options)
+  }
+}
+
+/** A sealed response stream ended before its final chunk: the answer is incomplete. */
+export class StreamTruncatedError extends LullError {
+  override name = 'StreamTruncatedError'
+  constructor(message = 'the response stream ended before its final chunk', options?: LullErrorOptions) {
+    super(ErrorCode.StreamTruncated, message, options)
+  }
+}
+
+/** An error reported by a remote peer, rebuilt from its wire form. */
+export class RemoteError extends LullError {
+  override name = 'RemoteError'
+}
+
+/** Rebuilds a typed error from a wire error message. */
+export function errorFromWire(code: ErrorCode, message: string, requestId?: string): LullError {
+  switch (code) {
+    case ErrorCode.MalformedMessage:
+      return new MalformedMessageError(message, { requestId })
+    case ErrorCode.DecryptionFailed:
+      return new DecryptionError(message, { requestId })
+    case ErrorCode.NotARecipient:
+      return new NotARecipientError(message, { requestId })
+    case ErrorCode.StreamTruncated:
+      return new StreamTruncatedError(message, { requestId })
+    default:
+      return new RemoteError(code, message, { requestId })
+  }
+}

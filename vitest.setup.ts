@@ -1,0 +1,1 @@
+import './proto/src/polyfill.js'
