@@ -1,0 +1,53 @@
+import { LlamaChat, type LlamaContext, type LlamaContextSequence } from 'node-llama-cpp'
+
+/** One parallel sequence of the context and the chat driver bound to it. */
+export interface Slot {
+  readonly index: number
+  readonly sequence: LlamaContextSequence
+  readonly chat: LlamaChat
+}
+
+/**
+ * The context's sequences, created once and reused: a request takes a free one and, when done,
+ * the sequence's history is cleared before it is handed out again.
+ */
+export class SequencePool {
+  private readonly slots: Slot[]
+  private readonly free: Slot[]
+
+  constructor(context: LlamaContext, count: number) {
+    this.slots = Array.from({ length: count }, (_, index) => {
+      const sequence = context.getSequence()
+      return { index, sequence, chat: new LlamaChat({ contextSequence: sequence, chatWrapper: 'auto' }) }
+    })
+    // Hand out low indexes first (pop from the end).
+    this.free = [...this.slots].reverse()
+  }
+
+  get size(): number {
+    return this.slots.length
+  }
+
+  get busyCount(): number {
+    return this.slots.length - this.free.length
+  }
+
+  /** Takes a free slot, or returns undefined when all are busy. Synchronous, so callers cannot race. */
+  tryAcquire(): Slot | undefined {
+    return this.free.pop()
+  }
+
+  /** Clears the slot's sequence and makes it available again. */
+  async release(slot: Slot): Promise<void> {
+    try {
+      if (!slot.sequence.disposed) await slot.sequence.clearHistory()
+    } finally {
+      this.free.push(slot)
+    }
+  }
+
+  dispose(): void {
+    for (const slot of this.slots) slot.chat.dispose({ disposeSequence: true })
+    this.free.length = 0
+  }
+}
