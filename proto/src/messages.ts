@@ -1,0 +1,176 @@
+/**
+ * Every wire message, defined once: a zod schema per message (the boundary check) and the TypeScript type it
+ * yields. Messages are msgpack maps with a `type` discriminator. Each protocol direction accepts only its own
+ * union of messages (see the `*_INBOUND` schemas at the end).
+ */
+import { z } from 'zod'
+import { MAX_CANDIDATES, MAX_ERROR_MESSAGE_CHARS, MAX_SEALED_BODY_BYTES } from './constants.js'
+import { ErrorCode } from './errors.js'
+
+const bytes = (maxBytes: number, minBytes = 0) =>
+  z.custom<Uint8Array>(
+    (value) => value instanceof Uint8Array && value.byteLength >= minBytes && value.byteLength <= maxBytes,
+    { message: `expected ${minBytes}..${maxBytes} bytes` },
+  )
+const count = (max: number) => z.number().int().min(0).max(max)
+const rate = z.number().finite().min(0).max(1e9)
+
+export const requestIdSchema = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, 'request ids are 8-64 url-safe characters')
+export const nodeIdSchema = z.string().min(1).max(128)
+export const modelIdSchema = z.string().min(1).max(256)
+
+export const hardwareSummarySchema = z.object({
+  os: z.string().max(64),
+  arch: z.string().max(64),
+  cpuModel: z.string().max(256),
+  cpuCores: count(4096),
+  ramTotalBytes: z.number().int().min(0),
+  gpu: z.enum(['metal', 'cuda', 'vulkan', 'none']),
+  vramTotalBytes: z.number().int().min(0),
+})
+
+/** Shape of a node certificate; its signature and validity are checked by `verifyNodeCertificate`. */
+export const nodeCertificateSchema = z.object({
+  version: z.literal(1),
+  nodeId: nodeIdSchema,
+  hpkePublicKey: bytes(32, 32),
+  modelId: modelIdSchema,
+  modelDigest: z.string().regex(/^[0-9a-f]{64}$/),
+  hardware: hardwareSummarySchema,
+  notBeforeMs: z.number().int(),
+  notAfterMs: z.number().int(),
+  signature: bytes(64, 64),
+})
+
+export const benchmarkSchema = z.object({ prefillTokensPerSecond: rate, decodeTokensPerSecond: rate })
+export type Benchmark = z.infer<typeof benchmarkSchema>
+
+/** The clear part of a request: only what routing needs. It is bound to the ciphertext as associated data. */
+export const requestHeaderSchema = z.object({
+  model: modelIdSchema,
+  maxTokens: z.number().int().min(1).max(1_000_000),
+  /** Sealed body size rounded up to its bucket, in bytes. */
+  sizeBucket: z.number().int().min(0).max(MAX_SEALED_BODY_BYTES),
+  candidates: z.array(nodeIdSchema).min(1).max(MAX_CANDIDATES),
+  priority: z.number().int().min(0).max(9),
+})
+export type RequestHeader = z.infer<typeof requestHeaderSchema>
+
+export const wrappedKeySchema = z.object({ nodeId: nodeIdSchema, enc: bytes(64, 1), wrappedKey: bytes(128, 1) })
+export const sealedRequestSchema = z.object({
+  ciphertext: bytes(MAX_SEALED_BODY_BYTES, 1),
+  keys: z.array(wrappedKeySchema).min(1).max(MAX_CANDIDATES),
+})
+
+const usageSchema = z.object({ promptTokens: count(10_000_000), outputTokens: count(10_000_000) })
+export type Usage = z.infer<typeof usageSchema>
+export const nodeStateSchema = z.enum(['serving', 'paused', 'draining'])
+
+const errorCodeSchema = z.enum(Object.values(ErrorCode) as [ErrorCode, ...ErrorCode[]])
+
+export const registerMessage = z.object({
+  type: z.literal('register'),
+  certificate: nodeCertificateSchema,
+  slots: z.number().int().min(1).max(1024),
+  benchmark: benchmarkSchema,
+  agent: z.string().max(128),
+})
+export const registeredMessage = z.object({ type: z.literal('registered'), nodeId: nodeIdSchema })
+export const heartbeatMessage = z.object({
+  type: z.literal('heartbeat'),
+  busySlots: count(1024),
+  state: nodeStateSchema,
+})
+export const dispatchMessage = z.object({
+  type: z.literal('dispatch'),
+  requestId: requestIdSchema,
+  header: requestHeaderSchema,
+  sealed: sealedRequestSchema,
+})
+export const chunkMessage = z.object({
+  type: z.literal('chunk'),
+  requestId: requestIdSchema,
+  data: bytes(64 * 1024, 1),
+})
+export const endMessage = z.object({ type: z.literal('end'), requestId: requestIdSchema, usage: usageSchema })
+export const cancelMessage = z.object({ type: z.literal('cancel'), requestId: requestIdSchema })
+export const errorMessage = z.object({
+  type: z.literal('error'),
+  requestId: requestIdSchema.optional(),
+  code: errorCodeSchema,
+  message: z.string().max(MAX_ERROR_MESSAGE_CHARS),
+})
+export const catalogueRequestMessage = z.object({ type: z.literal('catalogue-request') })
+export const catalogueNodeSchema = z.object({
+  nodeId: nodeIdSchema,
+  certificate: nodeCertificateSchema,
+  slots: count(1024),
+  busySlots: count(1024),
+  benchmark: benchmarkSchema,
+})
+export const catalogueMessage = z.object({
+  type: z.literal('catalogue'),
+  models: z.array(z.object({ modelId: modelIdSchema, nodes: z.array(catalogueNodeSchema).max(10_000) })).max(1_000),
+})
+export const submitMessage = z.object({
+  type: z.literal('submit'),
+  requestId: requestIdSchema,
+  header: requestHeaderSchema,
+  sealed: sealedRequestSchema,
+})
+export const dispatchedMessage = z.object({
+  type: z.literal('dispatched'),
+  requestId: requestIdSchema,
+  nodeId: nodeIdSchema,
+})
+
+export type RegisterMessage = z.infer<typeof registerMessage>
+export type RegisteredMessage = z.infer<typeof registeredMessage>
+export type HeartbeatMessage = z.infer<typeof heartbeatMessage>
+export type DispatchMessage = z.infer<typeof dispatchMessage>
+export type ChunkMessage = z.infer<typeof chunkMessage>
+export type EndMessage = z.infer<typeof endMessage>
+export type CancelMessage = z.infer<typeof cancelMessage>
+export type ErrorMessage = z.infer<typeof errorMessage>
+export type CatalogueRequestMessage = z.infer<typeof catalogueRequestMessage>
+export type CatalogueMessage = z.infer<typeof catalogueMessage>
+export type CatalogueNode = z.infer<typeof catalogueNodeSchema>
+export type SubmitMessage = z.infer<typeof submitMessage>
+export type DispatchedMessage = z.infer<typeof dispatchedMessage>
+export type NodeState = z.infer<typeof nodeStateSchema>
+
+/** What a coordinator accepts from a node on {@link NODE_PROTOCOL}. */
+export const NODE_TO_COORDINATOR = z.discriminatedUnion('type', [
+  registerMessage,
+  heartbeatMessage,
+  chunkMessage,
+  endMessage,
+  errorMessage,
+])
+/** What a node accepts from the coordinator. */
+export const COORDINATOR_TO_NODE = z.discriminatedUnion('type', [
+  registeredMessage,
+  dispatchMessage,
+  cancelMessage,
+  errorMessage,
+])
+/** What a coordinator accepts from a client on {@link CLIENT_PROTOCOL}. */
+export const CLIENT_TO_COORDINATOR = z.discriminatedUnion('type', [
+  catalogueRequestMessage,
+  submitMessage,
+  cancelMessage,
+])
+/** What a client accepts from the coordinator. */
+export const COORDINATOR_TO_CLIENT = z.discriminatedUnion('type', [
+  catalogueMessage,
+  dispatchedMessage,
+  chunkMessage,
+  endMessage,
+  errorMessage,
+])
+
+export type NodeToCoordinator = z.infer<typeof NODE_TO_COORDINATOR>
+export type CoordinatorToNode = z.infer<typeof COORDINATOR_TO_NODE>
+export type ClientToCoordinator = z.infer<typeof CLIENT_TO_COORDINATOR>
+export type CoordinatorToClient = z.infer<typeof COORDINATOR_TO_CLIENT>
+export type AnyMessage = NodeToCoordinator | CoordinatorToNode | ClientToCoordinator | CoordinatorToClient
