@@ -1,0 +1,81 @@
+import type {
+  Benchmark,
+  CatalogueMessage,
+  CoordinatorToNode,
+  MessageChannel,
+  NODE_TO_COORDINATOR,
+  NodeCertificate,
+  NodeState,
+} from '@lull/proto'
+
+export type NodeChannel = MessageChannel<typeof NODE_TO_COORDINATOR, CoordinatorToNode>
+
+/** A registered node, as the coordinator knows it. */
+export interface NodeEntry {
+  nodeId: string
+  modelId: string
+  certificate: NodeCertificate
+  slots: number
+  /** Requests dispatched to the node and not yet ended: the coordinator's own count. */
+  inFlight: number
+  benchmark: Benchmark
+  state: NodeState
+  lastSeenMs: number
+  registeredAtMs: number
+  channel: NodeChannel
+}
+
+/** The nodes currently registered, by id and by model. */
+export class Registry {
+  private readonly nodes = new Map<string, NodeEntry>()
+
+  get size(): number {
+    return this.nodes.size
+  }
+
+  get(nodeId: string): NodeEntry | undefined {
+    return this.nodes.get(nodeId)
+  }
+
+  /** Adds a node; returns the entry it replaced (the same node, reconnected), if any. */
+  add(entry: NodeEntry): NodeEntry | undefined {
+    const previous = this.nodes.get(entry.nodeId)
+    this.nodes.set(entry.nodeId, entry)
+    return previous
+  }
+
+  /** Removes `entry` if it is still the registered one for its node id. */
+  remove(entry: NodeEntry): boolean {
+    if (this.nodes.get(entry.nodeId) !== entry) return false
+    this.nodes.delete(entry.nodeId)
+    return true
+  }
+
+  all(): IterableIterator<NodeEntry> {
+    return this.nodes.values()
+  }
+
+  servesModel(modelId: string): boolean {
+    for (const node of this.nodes.values()) if (node.modelId === modelId) return true
+    return false
+  }
+
+  catalogue(): CatalogueMessage {
+    const byModel = new Map<string, CatalogueMessage['models'][number]['nodes']>()
+    for (const node of this.nodes.values()) {
+      const list = byModel.get(node.modelId) ?? []
+      list.push({
+        nodeId: node.nodeId,
+        certificate: node.certificate,
+        slots: node.slots,
+        busySlots: Math.min(node.inFlight, node.slots),
+        benchmark: node.benchmark,
+      })
+      byModel.set(node.modelId, list)
+    }
+    return {
+      type: 'catalogue',
+      models: [...byModel].map(([modelId, nodes]) => ({ modelId, nodes })),
+    }
+  }
+}

@@ -1,0 +1,15 @@
+import { type ErrorCode, type ErrorMessage, LullError } from '@lull/proto'
+
+export function lullError(code: ErrorCode, message: string): LullError {
+  return new LullError(code, message)
+}
+
+/** The wire form of an error, for the request it concerns. */
+export function errorReply(error: LullError, requestId?: string): ErrorMessage {
+  return {
+    type: 'error',
+    code: error.code,
+    message: error.message,
+    ...(requestId === undefined ? {} : { requestId }),
+  }
+}
