@@ -1,0 +1,282 @@
+import '@lull/proto/polyfill'
+import { randomBytes } from 'node:crypto'
+import type { Libp2p, Stream } from '@libp2p/interface'
+import {
+  type ChatMessage,
+  CLIENT_PROTOCOL,
+  type ClientToCoordinator,
+  COORDINATOR_TO_CLIENT,
+  createLullHost,
+  createRequestId,
+  DEFAULT_CANDIDATES,
+  decodeResponsePiece,
+  ErrorCode,
+  encodeHeaderAad,
+  encodeRequestBody,
+  errorFromWire,
+  type FinishReason,
+  LullError,
+  MessageChannel,
+  type RequestHeader,
+  ResponseOpener,
+  StreamTruncatedError,
+  sealRequest,
+  type Usage,
+} from '@lull/proto'
+import { multiaddr } from '@multiformats/multiaddr'
+import { chooseCandidates, type ModelInfo, verifiedModels } from './catalogue.js'
+import { type ChatEvent, ChatStream } from './chat-stream.js'
+import { AbortError, ConnectionError, ModelNotFoundError } from './errors.js'
+
+export interface LullClientOptions {
+  /** The coordinator's multiaddr, ending in `/p2p/<peer id>`. */
+  coordinator: string
+  /** Accepted for forward compatibility; coordinators in open mode need none. */
+  apiKey?: string
+  /**
+   * How many nodes each request is sealed for.
+   * @default 3
+   */
+  candidates?: number
+  /**
+   * Bound on connecting and on each catalogue fetch.
+   * @default 10000
+   */
+  timeoutMs?: number
+}
+
+export interface ChatOptions {
+  model: string
+  messages: ChatMessage[]
+  /** @default 256 */
+  maxTokens?: number
+  /** 0 = greedy. @default 0.8 */
+  temperature?: number
+  topP?: number
+  topK?: number
+  seed?: number
+  stop?: string[]
+  signal?: AbortSignal
+}
+
+const CATALOGUE_CACHE_MS = 2_000
+
+/**
+ * Submits prompts that only the executing node can read. The prompt is sealed on this machine for a few candidate
+ * nodes whose certificates were verified here; the coordinator routes ciphertext.
+ */
+export class LullClient implements AsyncDisposable {
+  readonly #host: Libp2p
+  readonly #coordinator: ReturnType<typeof multiaddr>
+  readonly #candidates: number
+  readonly #timeoutMs: number
+  #catalogue: { models: ModelInfo[]; fetchedAtMs: number } | undefined
+
+  private constructor(host: Libp2p, options: LullClientOptions) {
+    this.#host = host
+    this.#coordinator = multiaddr(options.coordinator)
+    this.#candidates = options.candidates ?? DEFAULT_CANDIDATES
+    this.#timeoutMs = options.timeoutMs ?? 10_000
+  }
+
+  /** Connects to a coordinator. */
+  static async connect(options: LullClientOptions & { signal?: AbortSignal }): Promise<LullClient> {
+    let address: ReturnType<typeof multiaddr>
+    try {
+      address = multiaddr(options.coordinator)
+    } catch (error) {
+      throw new ConnectionError(
+        `"${options.coordinator}" is not a multiaddr; pass the address lull-coordinator printed`,
+        { cause: error },
+      )
+    }
+    const host = await createLullHost()
+    const client = new LullClient(host, options)
+    try {
+      await host.dial(address, { signal: withTimeout(options.signal, client.#timeoutMs) })
+    } catch (error) {
+      await host.stop()
+      throw new ConnectionError(
+        `cannot reach the coordinator at ${options.coordinator}: ${(error as Error).message}. Check the address and that lull-coordinator is running.`,
+        { cause: error },
+      )
+    }
+    return client
+  }
+
+  /** The models the network serves, each with the nodes whose certificates verified. */
+  async models(options: { signal?: AbortSignal } = {}): Promise<ModelInfo[]> {
+    const stream = await this.#openStream(withTimeout(options.signal, this.#timeoutMs))
+    const channel = new MessageChannel<typeof COORDINATOR_TO_CLIENT, ClientToCoordinator>(stream, {
+      inbound: COORDINATOR_TO_CLIENT,
+    })
+    try {
+      await channel.send({ type: 'catalogue-request' })
+      for await (const received of channel) {
+        if (!received.ok) throw received.error
+        if (received.message.type === 'catalogue') {
+          const models = await verifiedModels(received.message, Date.now())
+          this.#catalogue = { models, fetchedAtMs: Date.now() }
+          return models
+        }
+        if (received.message.type === 'error') throw errorFromWire(received.message.code, received.message.message)
+      }
+      throw new ConnectionError('the coordinator closed the stream without sending the catalogue')
+    } catch (error) {
+      if (error instanceof LullError) throw error
+      throw new ConnectionError(`fetching the catalogue failed: ${(error as Error).message}`, { cause: error })
+    } finally {
+      await channel.close()
+    }
+  }
+
+  /** Starts a chat request. Nothing is sent until the stream is iterated (or `final()` called). */
+  chat(options: ChatOptions): ChatStream {
+    return new ChatStream(this.#run(options))
+  }
+
+  async close(): Promise<void> {
+    await this.#host.stop()
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+
+  async *#run(options: ChatOptions): AsyncGenerator<ChatEvent> {
+    const { signal } = options
+    if (signal?.aborted) throw new AbortError()
+    const requestId = createRequestId()
+    const candidates = chooseCandidates(await this.#nodesFor(options.model, signal), this.#candidates)
+    const maxTokens = options.maxTokens ?? 256
+    const body = encodeRequestBody({
+      messages: options.messages,
+      maxTokens,
+      temperature: options.temperature ?? 0.8,
+      ...(options.topP === undefined ? {} : { topP: options.topP }),
+      ...(options.topK === undefined ? {} : { topK: options.topK }),
+      ...(options.seed === undefined ? {} : { seed: options.seed }),
+      ...(options.stop === undefined ? {} : { stop: options.stop }),
+      createdAtMs: Date.now(),
+      nonce: randomBytes(16),
+    })
+    const header: RequestHeader = {
+      model: options.model,
+      maxTokens,
+      sizeBucket: sizeBucketOf(body.byteLength),
+      candidates: candidates.map((node) => node.nodeId),
+      priority: 0,
+    }
+    const { sealed, contentKey } = await sealRequest(
+      body,
+      candidates.map((node) => ({ nodeId: node.nodeId, publicKey: node.certificate.hpkePublicKey })),
+      encodeHeaderAad(header),
+    )
+
+    const stream = await this.#openStream(signal)
+    const channel = new MessageChannel<typeof COORDINATOR_TO_CLIENT, ClientToCoordinator>(stream, {
+      inbound: COORDINATOR_TO_CLIENT,
+    })
+    const onAbort = (): void => channel.abort(new AbortError(undefined, { requestId }))
+    signal?.addEventListener('abort', onAbort, { once: true })
+    let finished = false
+    try {
+      await channel.send({ type: 'submit', requestId, header, sealed })
+      let opener: ResponseOpener | undefined
+      let nodeId: string | undefined
+      let finish: { reason: FinishReason; usage: Usage } | undefined
+      for await (const received of channel) {
+        if (!received.ok) throw received.error
+        const message = received.message
+        if ('requestId' in message && message.requestId !== undefined && message.requestId !== requestId) continue
+        switch (message.type) {
+          case 'dispatched':
+            nodeId = message.nodeId
+            opener = new ResponseOpener(contentKey)
+            break
+          case 'chunk': {
+            if (opener === undefined)
+              throw new StreamTruncatedError('a chunk arrived before the request was dispatched', { requestId })
+            const { plaintext } = opener.open(message.data)
+            const piece = decodeResponsePiece(plaintext)
+            if (piece.text.length > 0) yield { type: 'text-delta', text: piece.text }
+            if (piece.finish !== undefined) {
+              const { reason, promptTokens, outputTokens } = piece.finish
+              finish = { reason, usage: { promptTokens, outputTokens } }
+            }
+            break
+          }
+          case 'end':
+            if (opener === undefined || nodeId === undefined || finish === undefined) {
+              throw new StreamTruncatedError('the answer ended before its final sealed chunk', { requestId })
+            }
+            opener.finish()
+            finished = true
+            yield { type: 'finish', finishReason: finish.reason, usage: finish.usage, nodeId, requestId }
+            return
+          case 'error':
+            throw errorFromWire(message.code, message.message, requestId)
+          case 'catalogue':
+            break
+        }
+      }
+      if (signal?.aborted) throw new AbortError(undefined, { requestId })
+      throw new LullError(ErrorCode.NodeLost, 'the coordinator closed the stream before the answer ended', {
+        requestId,
+      })
+    } catch (error) {
+      if (error instanceof LullError) throw error
+      if (signal?.aborted) throw new AbortError(undefined, { requestId })
+      throw new ConnectionError(`the stream to the coordinator broke: ${(error as Error).message}`, {
+        cause: error,
+        requestId,
+      })
+    } finally {
+      signal?.removeEventListener('abort', onAbort)
+      if (!finished) {
+        // The caller left early, aborted, or the answer failed: tell the coordinator to stop the node.
+        channel.trySend({ type: 'cancel', requestId })
+        channel.abort(new AbortError(undefined, { requestId }))
+      } else {
+        await channel.close()
+      }
+    }
+  }
+
+  async #nodesFor(model: string, signal: AbortSignal | undefined) {
+    const fresh = this.#catalogue !== undefined && Date.now() - this.#catalogue.fetchedAtMs < CATALOGUE_CACHE_MS
+    const models =
+      fresh && this.#catalogue !== undefined
+        ? this.#catalogue.models
+        : await this.models({ ...(signal ? { signal } : {}) })
+    const nodes = models.find((entry) => entry.id === model)?.nodes
+    if (nodes === undefined || nodes.length === 0) {
+      const served = models.map((entry) => entry.id).join(', ') || 'none'
+      throw new ModelNotFoundError(`no node with a valid certificate serves model "${model}" (served: ${served})`)
+    }
+    return nodes
+  }
+
+  async #openStream(signal: AbortSignal | undefined): Promise<Stream> {
+    try {
+      return await this.#host.dialProtocol(this.#coordinator, CLIENT_PROTOCOL, signal === undefined ? {} : { signal })
+    } catch (error) {
+      if (signal?.aborted) throw new AbortError()
+      throw new ConnectionError(`cannot open a stream to the coordinator: ${(error as Error).message}`, {
+        cause: error,
+      })
+    }
+  }
+}
+
+/** The size bucket the clear header reports: the body size rounded up to a power of two (at least 1 KiB). */
+function sizeBucketOf(bytes: number): number {
+  return Math.max(1024, 2 ** Math.ceil(Math.log2(Math.max(bytes, 1))))
+}
+
+function withTimeout(signal: AbortSignal | undefined, timeoutMs: number): AbortSignal {
+  const timeout = AbortSignal.timeout(timeoutMs)
+  return signal === undefined ? timeout : AbortSignal.any([signal, timeout])
+}
+
+export { LullError }

@@ -1,0 +1,35 @@
+import { ErrorCode, LullError } from '@lull/proto'
+
+export {
+  DecryptionError,
+  ErrorCode,
+  LullError,
+  MalformedMessageError,
+  NotARecipientError,
+  RemoteError,
+  StreamTruncatedError,
+} from '@lull/proto'
+
+/** The coordinator could not be reached or the connection to it broke. */
+export class ConnectionError extends LullError {
+  override name = 'ConnectionError'
+  constructor(message: string, options: { cause?: unknown; requestId?: string } = {}) {
+    super(ErrorCode.Internal, message, { ...options, isRetryable: true })
+  }
+}
+
+/** No node in the catalogue serves the requested model (or none with a valid certificate). */
+export class ModelNotFoundError extends LullError {
+  override name = 'ModelNotFoundError'
+  constructor(message: string) {
+    super(ErrorCode.ModelNotFound, message)
+  }
+}
+
+/** The caller aborted the request through its `signal` or by leaving the event loop. */
+export class AbortError extends LullError {
+  override name = 'AbortError'
+  constructor(message = 'the request was aborted', options: { requestId?: string } = {}) {
+    super(ErrorCode.Cancelled, message, options)
+  }
+}

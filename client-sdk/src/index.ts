@@ -1,0 +1,14 @@
+/**
+ * @lull/client-sdk: submit prompts to a Lull network so that only the node that runs them can read them.
+ *
+ * ```ts
+ * const client = await LullClient.connect({ coordinator })
+ * for await (const event of client.chat({ model: 'lull-tiny', messages: [{ role: 'user', content: 'Hi' }] })) {
+ *   if (event.type === 'text-delta') process.stdout.write(event.text)
+ * }
+ * ```
+ */
+export type { ModelInfo, NodeInfo } from './catalogue.js'
+export { type ChatEvent, type ChatResult, ChatStream, type FinishEvent, type TextDeltaEvent } from './chat-stream.js'
+export { type ChatOptions, LullClient, type LullClientOptions } from './client.js'
+export * from './errors.js'
