@@ -3,10 +3,16 @@
  * proportional share a state (most words seen once share one with the other words seen before the
  * same successor), so the model needs one embedding direction per state, not per word.
  */
-import { BOS_TOKEN_ID, type TinyVocabulary } from './tiny-vocabulary.js'
+import { BOS_TOKEN_ID, EOS_TOKEN_ID, type TinyVocabulary } from './tiny-vocabulary.js'
 
 /** Weight of the bigram estimate; the rest goes to the unigram distribution (interpolated smoothing). */
 export const BIGRAM_WEIGHT = 0.95
+/**
+ * Scale applied to the probability of ending the text. The corpus ends a paragraph after about one sentence in
+ * five, which made answers one or two sentences long; scaled down, answers run for several sentences (about 4% of
+ * sentence ends become the end of the text).
+ */
+export const END_OF_TEXT_WEIGHT = 0.15
 /** Logit of a token the model never emits (bytes, control tokens, bare prefixes). */
 export const NEVER_LOGIT = -1000
 
@@ -74,7 +80,8 @@ export function buildBigramTable(vocabulary: TinyVocabulary): BigramTable {
     for (let token = 0; token < vocabSize; token++) {
       const bigram = (successors.get(token) ?? 0) / total
       const unigram = (vocabulary.unigramCounts.get(token) ?? 0) / unigramTotal
-      const probability = BIGRAM_WEIGHT * bigram + (1 - BIGRAM_WEIGHT) * unigram
+      const weight = token === EOS_TOKEN_ID ? END_OF_TEXT_WEIGHT : 1
+      const probability = (BIGRAM_WEIGHT * bigram + (1 - BIGRAM_WEIGHT) * unigram) * weight
       logits[state * vocabSize + token] = probability > 0 ? Math.log(probability) : NEVER_LOGIT
     }
   })

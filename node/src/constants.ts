@@ -1,0 +1,11 @@
+/** After the first piece of an answer (sent at once), text is coalesced for this long before it is sealed and sent. */
+export const CHUNK_COALESCE_MS = 5
+/** Pending text this long is sent without waiting for the coalescing interval. */
+export const CHUNK_MAX_TEXT_CHARS = 2_048
+/** First reconnect delay after the coordinator link drops; doubles up to the maximum, with jitter. */
+export const RECONNECT_INITIAL_DELAY_MS = 250
+export const RECONNECT_MAX_DELAY_MS = 10_000
+/** How long the node waits for the coordinator to acknowledge its registration. */
+export const REGISTER_ACK_TIMEOUT_MS = 10_000
+/** Parallel sequences in the model context unless `--slots` says otherwise. */
+export const DEFAULT_SLOTS = 4

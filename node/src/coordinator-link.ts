@@ -1,0 +1,182 @@
+import type { Libp2p } from '@libp2p/interface'
+import {
+  COORDINATOR_TO_NODE,
+  type CoordinatorToNode,
+  type DispatchMessage,
+  ErrorCode,
+  HEARTBEAT_INTERVAL_MS,
+  MessageChannel,
+  NODE_PROTOCOL,
+  type NodeState,
+  type NodeToCoordinator,
+  type RegisterMessage,
+} from '@lull/proto'
+import { multiaddr } from '@multiformats/multiaddr'
+import { RECONNECT_INITIAL_DELAY_MS, RECONNECT_MAX_DELAY_MS, REGISTER_ACK_TIMEOUT_MS } from './constants.js'
+import type { Logger } from './logger.js'
+
+type NodeChannel = MessageChannel<typeof COORDINATOR_TO_NODE, NodeToCoordinator>
+
+export interface CoordinatorLinkComponents {
+  host: Libp2p
+  logger: Logger
+  /** The registration to send on every (re)connect. */
+  registration: () => RegisterMessage
+  /** Live load for heartbeats. */
+  load: () => { busySlots: number; state: NodeState }
+  onDispatch: (message: DispatchMessage) => void
+  onCancel: (requestId: string) => void
+  /** The link dropped: requests in flight can no longer be answered. */
+  onDisconnect: () => void
+}
+
+/**
+ * The node's outbound link to its coordinator (dialed out, so it works behind NAT): registers, heartbeats, takes
+ * dispatches, and reconnects with capped exponential backoff and jitter whenever the link drops.
+ */
+export class CoordinatorLink {
+  readonly #components: CoordinatorLinkComponents
+  readonly #address: ReturnType<typeof multiaddr>
+  readonly #stopController = new AbortController()
+  #channel: NodeChannel | undefined
+  #registered: PromiseWithResolvers<void> = Promise.withResolvers<void>()
+  #loop: Promise<void> | undefined
+
+  constructor(coordinator: string, components: CoordinatorLinkComponents) {
+    this.#address = multiaddr(coordinator)
+    this.#components = components
+  }
+
+  /** Starts connecting; resolves once the first registration is acknowledged. */
+  async start(options: { signal?: AbortSignal } = {}): Promise<void> {
+    this.#loop = this.#run()
+    const { promise, reject } = Promise.withResolvers<void>()
+    const onAbort = (): void => reject(options.signal?.reason)
+    options.signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      await Promise.race([this.#registered.promise, promise])
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort)
+    }
+  }
+
+  get connected(): boolean {
+    return this.#channel?.isOpen ?? false
+  }
+
+  /** Sends on the current link; false when there is none. */
+  send(message: NodeToCoordinator): boolean {
+    return this.#channel?.trySend(message) ?? false
+  }
+
+  sendHeartbeat(): void {
+    const { busySlots, state } = this.#components.load()
+    this.send({ type: 'heartbeat', busySlots, state })
+  }
+
+  async stop(): Promise<void> {
+    this.#stopController.abort()
+    this.#channel?.abort(new Error('node stopping'))
+    await this.#loop
+  }
+
+  async #run(): Promise<void> {
+    const { logger } = this.#components
+    const stopSignal = this.#stopController.signal
+    let delayMs = RECONNECT_INITIAL_DELAY_MS
+    while (!stopSignal.aborted) {
+      let registered = false
+      try {
+        registered = await this.#session(() => {
+          delayMs = RECONNECT_INITIAL_DELAY_MS
+        })
+      } catch (error) {
+        if (stopSignal.aborted) break
+        logger.warn(
+          { err: { name: (error as Error).name, message: (error as Error).message } },
+          'coordinator link failed',
+        )
+      }
+      this.#channel = undefined
+      this.#components.onDisconnect()
+      if (stopSignal.aborted) break
+      if (registered) logger.info('coordinator link closed; reconnecting')
+      const jitteredMs = delayMs / 2 + Math.random() * (delayMs / 2)
+      await sleep(jitteredMs, stopSignal)
+      delayMs = Math.min(delayMs * 2, RECONNECT_MAX_DELAY_MS)
+    }
+  }
+
+  /** One connection's life. Returns whether it got as far as being registered. */
+  async #session(onRegistered: () => void): Promise<boolean> {
+    const { host, logger } = this.#components
+    const stopSignal = this.#stopController.signal
+    const stream = await host.dialProtocol(this.#address, NODE_PROTOCOL, {
+      signal: AbortSignal.any([stopSignal, AbortSignal.timeout(REGISTER_ACK_TIMEOUT_MS)]),
+    })
+    const channel: NodeChannel = new MessageChannel(stream, { inbound: COORDINATOR_TO_NODE })
+    this.#channel = channel
+    await channel.send(this.#components.registration())
+    let registered = false
+    const ackTimer = setTimeout(() => {
+      if (!registered) channel.abort(new Error(`no registration acknowledgement within ${REGISTER_ACK_TIMEOUT_MS} ms`))
+    }, REGISTER_ACK_TIMEOUT_MS)
+    let heartbeat: NodeJS.Timeout | undefined
+    try {
+      for await (const received of channel) {
+        if (!received.ok) {
+          logger.debug({ code: received.error.code }, 'bad frame from coordinator')
+          channel.trySend({ type: 'error', code: received.error.code, message: received.error.message })
+          if (received.fatal) break
+          continue
+        }
+        const message: CoordinatorToNode = received.message
+        switch (message.type) {
+          case 'registered':
+            if (!registered) {
+              registered = true
+              onRegistered()
+              logger.info({ nodeId: message.nodeId }, 'registered with coordinator')
+              heartbeat = setInterval(() => this.sendHeartbeat(), HEARTBEAT_INTERVAL_MS)
+              this.#registered.resolve()
+            }
+            break
+          case 'dispatch':
+            if (registered) this.#components.onDispatch(message)
+            else
+              channel.trySend({
+                type: 'error',
+                requestId: message.requestId,
+                code: ErrorCode.UnexpectedMessage,
+                message: 'not registered yet',
+              })
+            break
+          case 'cancel':
+            this.#components.onCancel(message.requestId)
+            break
+          case 'error':
+            logger.warn({ code: message.code, reason: message.message }, 'coordinator reported an error')
+            break
+        }
+      }
+    } finally {
+      clearTimeout(ackTimer)
+      if (heartbeat !== undefined) clearInterval(heartbeat)
+      channel.abort(new Error('link closed'))
+    }
+    return registered
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve()
+    const timer = setTimeout(done, ms)
+    function done(): void {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    signal.addEventListener('abort', done, { once: true })
+  })
+}

@@ -1,0 +1,10 @@
+/**
+ * @lull/node: the worker daemon. Loads a model with node-llama-cpp, certifies a fresh HPKE key with its identity
+ * key, dials its coordinator and serves sealed requests on parallel sequences.
+ */
+export * from './constants.js'
+export * from './engine/index.js'
+export { describeHardware } from './hardware.js'
+export { createLogger, type Logger } from './logger.js'
+export { LullNode, type LullNodeOptions, type NodeStats } from './lull-node.js'
+export * from './model/index.js'

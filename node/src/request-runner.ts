@@ -1,0 +1,115 @@
+import {
+  type DispatchMessage,
+  decodeRequestBody,
+  ErrorCode,
+  type ErrorMessage,
+  encodeHeaderAad,
+  encodeResponsePiece,
+  type FinishReason,
+  LullError,
+  type NodeToCoordinator,
+  openRequest,
+  type ResponsePiece,
+  ResponseSealer,
+} from '@lull/proto'
+import { CHUNK_COALESCE_MS, CHUNK_MAX_TEXT_CHARS } from './constants.js'
+import type { Engine } from './engine/index.js'
+import type { Logger } from './logger.js'
+
+export interface RequestRunnerComponents {
+  engine: Engine
+  nodeId: string
+  modelId: string
+  hpkeSecretKey: Uint8Array
+  logger: Logger
+  /** Sends a message on the coordinator link; false when the link is gone. */
+  send: (message: NodeToCoordinator) => boolean
+}
+
+/**
+ * Runs one dispatched request: opens the sealed body (only this node can), generates, and streams the answer back
+ * sealed in chunks. The first text goes out at once; later text is coalesced for a few milliseconds. Failures are
+ * reported as typed errors that never carry request or answer text.
+ */
+/** What became of a dispatched request, for the node's counters. */
+export type DispatchOutcome = { kind: 'served'; finishReason: FinishReason; outputTokens: number } | { kind: 'failed' }
+
+export async function runDispatch(
+  components: RequestRunnerComponents,
+  dispatch: DispatchMessage,
+  signal: AbortSignal,
+): Promise<DispatchOutcome> {
+  const { requestId, header, sealed } = dispatch
+  const { engine, logger, send } = components
+  const startedAtMs = Date.now()
+  let outcome: DispatchOutcome
+  try {
+    if (header.model !== components.modelId) {
+      throw new LullError(ErrorCode.InvalidRequest, `this node serves "${components.modelId}", not "${header.model}"`)
+    }
+    const { body: bodyBytes, contentKey } = await openRequest(
+      sealed,
+      components.nodeId,
+      components.hpkeSecretKey,
+      encodeHeaderAad(header),
+    )
+    const body = decodeRequestBody(bodyBytes)
+    const sealer = new ResponseSealer(contentKey)
+    const sendPiece = (piece: ResponsePiece, final: boolean): void => {
+      send({ type: 'chunk', requestId, data: sealer.seal(encodeResponsePiece(piece), final) })
+    }
+
+    let pending = ''
+    let sentAny = false
+    let timer: NodeJS.Timeout | undefined
+    const flush = (): void => {
+      timer = undefined
+      if (pending.length === 0) return
+      sendPiece({ text: pending }, false)
+      pending = ''
+    }
+    const onText = (text: string): void => {
+      pending += text
+      if (!sentAny || pending.length >= CHUNK_MAX_TEXT_CHARS) {
+        sentAny = true
+        if (timer !== undefined) clearTimeout(timer)
+        flush()
+      } else if (timer === undefined) {
+        timer = setTimeout(flush, CHUNK_COALESCE_MS)
+      }
+    }
+
+    const result = await engine.generate(
+      {
+        messages: body.messages,
+        maxTokens: Math.min(body.maxTokens, header.maxTokens),
+        temperature: body.temperature,
+        ...(body.topP === undefined ? {} : { topP: body.topP }),
+        ...(body.topK === undefined ? {} : { topK: body.topK }),
+        ...(body.seed === undefined ? {} : { seed: body.seed }),
+        ...(body.stop === undefined ? {} : { stop: body.stop }),
+      },
+      onText,
+      { signal },
+    )
+    if (timer !== undefined) clearTimeout(timer)
+    const usage = { promptTokens: result.promptTokens, outputTokens: result.outputTokens }
+    sendPiece({ text: pending, finish: { reason: result.finishReason, ...usage } }, true)
+    outcome = { kind: 'served', finishReason: result.finishReason, outputTokens: usage.outputTokens }
+    send({ type: 'end', requestId, usage })
+  } catch (error) {
+    const reply = errorReplyFor(error, requestId)
+    logger.debug({ requestId, code: reply.code }, 'request failed')
+    send(reply)
+    return { kind: 'failed' }
+  }
+  logger.debug({ requestId, outcome, durationMs: Date.now() - startedAtMs }, 'request served')
+  return outcome
+}
+
+function errorReplyFor(error: unknown, requestId: string): ErrorMessage {
+  if (error instanceof LullError) return { type: 'error', requestId, code: error.code, message: error.message }
+  // Engine and library errors are not passed on verbatim: their text could quote the request.
+  const name = error instanceof Error ? error.name : 'Error'
+  return { type: 'error', requestId, code: ErrorCode.EngineFailed, message: `generation failed (${name})` }
+}
