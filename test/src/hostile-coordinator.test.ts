@@ -1,0 +1,94 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DecryptionError, LullClient, NotARecipientError, StreamTruncatedError } from '@lull/client-sdk'
+import { createLogger, LullNode } from '@lull/node'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { HostileCoordinator } from './hostile-coordinator.js'
+
+let hostile: HostileCoordinator
+let nodes: LullNode[] = []
+let dataDir: string
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'lull-hostile-'))
+  hostile = await HostileCoordinator.start()
+  nodes = await Promise.all(
+    [0, 1].map((index) =>
+      LullNode.start({
+        coordinator: hostile.address,
+        model: 'lull-tiny',
+        dataDir: join(dataDir, `node-${index}`),
+        slots: 2,
+        threads: 1,
+        logger: createLogger('silent'),
+      }),
+    ),
+  )
+  await hostile.waitForNodes(2)
+})
+
+afterAll(async () => {
+  await Promise.allSettled(nodes.map((node) => node.stop()))
+  await hostile?.stop()
+  await rm(dataDir, { recursive: true, force: true })
+})
+
+async function ask(options: { candidates?: number } = {}): Promise<{ text: string; error: unknown }> {
+  const client = await LullClient.connect({ coordinator: hostile.address, ...options })
+  let text = ''
+  try {
+    for await (const event of client.chat({
+      model: 'lull-tiny',
+      messages: [{ role: 'user', content: 'Tell me a story' }],
+      maxTokens: 32,
+      seed: 7,
+    })) {
+      if (event.type === 'text-delta') text += event.text
+    }
+    return { text, error: undefined }
+  } catch (error) {
+    return { text, error }
+  } finally {
+    await client.close()
+  }
+}
+
+describe('a client facing a hostile coordinator', () => {
+  it('gets an answer when the coordinator relays honestly', async () => {
+    hostile.mode = 'honest'
+    const { text, error } = await ask()
+    expect(error).toBeUndefined()
+    expect(text.length).toBeGreaterThan(0)
+  })
+
+  it('gets a DecryptionError and no text when a bit of a sealed chunk is flipped', async () => {
+    hostile.mode = 'flip-bit'
+    const { text, error } = await ask()
+    expect(error).toBeInstanceOf(DecryptionError)
+    expect((error as DecryptionError).code).toBe('decryption-failed')
+    expect(text).toBe('')
+  })
+
+  it('gets a StreamTruncatedError, not a complete answer, when the final chunk is dropped', async () => {
+    hostile.mode = 'drop-final'
+    const { error } = await ask()
+    expect(error).toBeInstanceOf(StreamTruncatedError)
+    const client = await LullClient.connect({ coordinator: hostile.address })
+    try {
+      await expect(
+        client.chat({ model: 'lull-tiny', messages: [{ role: 'user', content: 'Hi' }], maxTokens: 8 }).final(),
+      ).rejects.toBeInstanceOf(StreamTruncatedError)
+    } finally {
+      await client.close()
+    }
+  })
+
+  it('gets a NotARecipientError and no text when the request is sent to a node it was not sealed for', async () => {
+    hostile.mode = 'misroute'
+    const { text, error } = await ask({ candidates: 1 })
+    expect(error).toBeInstanceOf(NotARecipientError)
+    expect((error as NotARecipientError).code).toBe('not-a-recipient')
+    expect(text).toBe('')
+  })
+})
