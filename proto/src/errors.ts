@@ -15,6 +15,10 @@ export const ErrorCode = {
   DecryptionFailed: 'decryption-failed',
   /** A request was not sealed for this node. */
   NotARecipient: 'not-a-recipient',
+  /** This node has already run a request with this nonce: a replay. */
+  Replayed: 'replayed',
+  /** The request's sealed timestamp is outside the node's acceptance window (too old, or from the future). */
+  RequestExpired: 'request-expired',
   /** A response stream ended without its final chunk. */
   StreamTruncated: 'stream-truncated',
   /** No node serving the requested model is registered. */
