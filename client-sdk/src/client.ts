@@ -39,6 +39,16 @@ export interface LullClientOptions {
    */
   candidates?: number
   /**
+   * Pin the nodes this client will seal to, by node id (libp2p peer id). Requests are sealed only for these;
+   * every other node is refused, whatever the catalogue says.
+   */
+  trustedNodes?: readonly string[]
+  /**
+   * How long a fetched catalogue is reused before requests fetch it again.
+   * @default 2000
+   */
+  catalogueMaxAgeMs?: number
+  /**
    * Bound on connecting and on each catalogue fetch.
    * @default 10000
    */
@@ -59,7 +69,7 @@ export interface ChatOptions {
   signal?: AbortSignal
 }
 
-const CATALOGUE_CACHE_MS = 2_000
+const DEFAULT_CATALOGUE_MAX_AGE_MS = 2_000
 
 /**
  * Submits prompts that only the executing node can read. The prompt is sealed on this machine for a few candidate
@@ -70,6 +80,8 @@ export class LullClient implements AsyncDisposable {
   readonly #coordinator: ReturnType<typeof multiaddr>
   readonly #candidates: number
   readonly #timeoutMs: number
+  readonly #trustedNodes: ReadonlySet<string> | undefined
+  readonly #catalogueMaxAgeMs: number
   #catalogue: { models: ModelInfo[]; fetchedAtMs: number } | undefined
 
   private constructor(host: Libp2p, options: LullClientOptions) {
@@ -77,6 +89,8 @@ export class LullClient implements AsyncDisposable {
     this.#coordinator = multiaddr(options.coordinator)
     this.#candidates = options.candidates ?? DEFAULT_CANDIDATES
     this.#timeoutMs = options.timeoutMs ?? 10_000
+    this.#catalogueMaxAgeMs = options.catalogueMaxAgeMs ?? DEFAULT_CATALOGUE_MAX_AGE_MS
+    this.#trustedNodes = options.trustedNodes === undefined ? undefined : new Set(options.trustedNodes)
   }
 
   /** Connects to a coordinator. */
@@ -244,7 +258,7 @@ export class LullClient implements AsyncDisposable {
   }
 
   async #nodesFor(model: string, signal: AbortSignal | undefined) {
-    const fresh = this.#catalogue !== undefined && Date.now() - this.#catalogue.fetchedAtMs < CATALOGUE_CACHE_MS
+    const fresh = this.#catalogue !== undefined && Date.now() - this.#catalogue.fetchedAtMs < this.#catalogueMaxAgeMs
     const models =
       fresh && this.#catalogue !== undefined
         ? this.#catalogue.models
@@ -254,7 +268,15 @@ export class LullClient implements AsyncDisposable {
       const served = models.map((entry) => entry.id).join(', ') || 'none'
       throw new ModelNotFoundError(`no node with a valid certificate serves model "${model}" (served: ${served})`)
     }
-    return nodes
+    const trusted = this.#trustedNodes
+    if (trusted === undefined) return nodes
+    const allowed = nodes.filter((node) => trusted.has(node.nodeId))
+    if (allowed.length === 0) {
+      throw new ModelNotFoundError(
+        `none of the ${trusted.size} trusted node(s) serves model "${model}" right now (${nodes.length} other node(s) do; add them to trustedNodes to use them)`,
+      )
+    }
+    return allowed
   }
 
   async #openStream(signal: AbortSignal | undefined): Promise<Stream> {

@@ -13,6 +13,7 @@ import {
   loadOrCreateIdentity,
   type MessageChannel,
   NODE_PROTOCOL,
+  type NodeCertificate,
   type RegisterMessage,
   type SubmitMessage,
   verifyNodeCertificate,
@@ -166,6 +167,27 @@ export class Coordinator {
     this.log.info({ nodeId: peerId, model: entry.modelId, slots: entry.slots }, 'node registered')
     this.drainQueue(entry.modelId)
     return entry
+  }
+
+  /**
+   * Takes a registered node's rotated certificate: it must verify for the same node, model and digest. The old
+   * certificate is replaced in the catalogue; the node keeps its old key open for clients that sealed to it.
+   */
+  async renewCertificate(entry: NodeEntry, certificate: NodeCertificate): Promise<LullError | undefined> {
+    const valid =
+      certificate.modelId === entry.modelId &&
+      certificate.modelDigest === entry.certificate.modelDigest &&
+      (await verifyNodeCertificate(certificate, { nowMs: Date.now(), nodeId: entry.nodeId }))
+    if (!valid) {
+      this.log.info({ nodeId: entry.nodeId }, 'rotated certificate refused')
+      return lullError(
+        ErrorCode.InvalidCertificate,
+        'the new certificate must be signed by this node for the same model and digest, and be valid now; the old one stays in use',
+      )
+    }
+    entry.certificate = certificate
+    this.log.info({ nodeId: entry.nodeId, notAfterMs: certificate.notAfterMs }, 'node key rotated')
+    return undefined
   }
 
   /** A node's link closed or went stale: its running requests end with a retryable `node-lost`. */

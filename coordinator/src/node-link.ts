@@ -63,6 +63,11 @@ export async function handleNodeStream(coordinator: Coordinator, stream: Stream,
         case 'register':
           channel.trySend(errorReply(lullError(ErrorCode.UnexpectedMessage, 'this link is already registered')))
           break
+        case 'certificate': {
+          const refused = await coordinator.renewCertificate(entry, message.certificate)
+          if (refused !== undefined) channel.trySend(errorReply(refused))
+          break
+        }
       }
     }
   } finally {

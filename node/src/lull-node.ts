@@ -2,21 +2,18 @@ import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import {
   type Benchmark,
-  CERTIFICATE_LIFETIME_MS,
-  CLOCK_SKEW_MS,
   createLullHost,
   type DispatchMessage,
-  generateX25519KeyPair,
   type HardwareSummary,
   loadOrCreateIdentity,
   type NodeCertificate,
   type RegisterMessage,
-  signNodeCertificate,
 } from '@lull/proto'
 import { DEFAULT_SLOTS } from './constants.js'
 import { CoordinatorLink } from './coordinator-link.js'
 import { Engine } from './engine/index.js'
 import { describeHardware } from './hardware.js'
+import { KeyRing } from './key-ring.js'
 import { createLogger, type Logger } from './logger.js'
 import { type ResolvedModel, resolveModel } from './model/index.js'
 import { runDispatch } from './request-runner.js'
@@ -32,6 +29,10 @@ export interface LullNodeOptions {
   slots?: number
   /** Engine threads. Required: node-llama-cpp's default oversubscribes small machines. */
   threads: number
+  /** How often the HPKE key is replaced. @default KEY_ROTATION_INTERVAL_MS (24 h) */
+  keyRotationIntervalMs?: number
+  /** How long a replaced key still opens requests. @default KEY_OVERLAP_MS (1 h) */
+  keyOverlapMs?: number
   logger?: Logger
   signal?: AbortSignal
 }
@@ -60,8 +61,8 @@ export class LullNode implements AsyncDisposable {
   readonly #link: CoordinatorLink
   readonly #logger: Logger
   readonly #inFlight = new Map<string, AbortController>()
-  #certificate: NodeCertificate
-  #hpkeSecretKey: Uint8Array
+  readonly #keys: KeyRing
+  #rotationTimer: NodeJS.Timeout | undefined
   #stopped = false
   readonly #stats: NodeStats = { requestsServed: 0, requestsCancelled: 0, requestsFailed: 0, outputTokens: 0 }
 
@@ -73,8 +74,7 @@ export class LullNode implements AsyncDisposable {
     logger: Logger
     hardware: HardwareSummary
     benchmark: Benchmark
-    certificate: NodeCertificate
-    hpkeSecretKey: Uint8Array
+    keys: KeyRing
     coordinator: string
   }) {
     this.nodeId = init.nodeId
@@ -85,8 +85,7 @@ export class LullNode implements AsyncDisposable {
     this.hardware = init.hardware
     this.benchmark = init.benchmark
     this.slots = init.engine.slots
-    this.#certificate = init.certificate
-    this.#hpkeSecretKey = init.hpkeSecretKey
+    this.#keys = init.keys
     this.#link = new CoordinatorLink(init.coordinator, {
       host: init.host,
       logger: init.logger,
@@ -117,20 +116,15 @@ export class LullNode implements AsyncDisposable {
       const benchmark = await engine.benchmark(signal === undefined ? {} : { signal })
       logger.info(benchmark, 'benchmark measured')
       const hardware = describeHardware(engine.gpu, engine.vramTotalBytes)
-      const hpke = generateX25519KeyPair()
-      const nowMs = Date.now()
-      const certificate = await signNodeCertificate(
-        {
-          nodeId,
-          hpkePublicKey: hpke.publicKey,
-          modelId: model.id,
-          modelDigest: model.sha256,
-          hardware,
-          notBeforeMs: nowMs - CLOCK_SKEW_MS,
-          notAfterMs: nowMs + CERTIFICATE_LIFETIME_MS,
-        },
+      const keys = await KeyRing.create({
         identity,
-      )
+        nodeId,
+        modelId: model.id,
+        modelDigest: model.sha256,
+        hardware,
+        ...(options.keyRotationIntervalMs === undefined ? {} : { rotationIntervalMs: options.keyRotationIntervalMs }),
+        ...(options.keyOverlapMs === undefined ? {} : { overlapMs: options.keyOverlapMs }),
+      })
       host = await createLullHost({ privateKey: identity })
       const node = new LullNode({
         nodeId,
@@ -140,11 +134,11 @@ export class LullNode implements AsyncDisposable {
         logger,
         hardware,
         benchmark,
-        certificate,
-        hpkeSecretKey: hpke.secretKey,
+        keys,
         coordinator: options.coordinator,
       })
       await node.#link.start(signal === undefined ? {} : { signal })
+      node.#scheduleRotation()
       return node
     } catch (error) {
       await host?.stop()
@@ -162,18 +156,29 @@ export class LullNode implements AsyncDisposable {
     return { ...this.#stats }
   }
 
+  /** The certificate of the current HPKE key. */
   get certificate(): NodeCertificate {
-    return this.#certificate
+    return this.#keys.certificate
+  }
+
+  /** Replaces the HPKE key now and announces the new certificate; the old key opens requests until it expires. */
+  async rotateKey(): Promise<NodeCertificate> {
+    const certificate = await this.#keys.rotate()
+    this.#link.send({ type: 'certificate', certificate })
+    this.#logger.info({ notAfterMs: certificate.notAfterMs }, 'key rotated')
+    return certificate
   }
 
   /** Stops taking work, cancels what is running, and releases the model and the host. */
   async stop(): Promise<void> {
     if (this.#stopped) return
     this.#stopped = true
+    clearTimeout(this.#rotationTimer)
     for (const controller of this.#inFlight.values()) controller.abort()
     await this.#link.stop()
     await this.#host.stop()
     await this.#engine.dispose()
+    this.#keys.dispose()
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -183,11 +188,23 @@ export class LullNode implements AsyncDisposable {
   #registration(): RegisterMessage {
     return {
       type: 'register',
-      certificate: this.#certificate,
+      certificate: this.#keys.certificate,
       slots: this.slots,
       benchmark: this.benchmark,
       agent: AGENT,
     }
+  }
+
+  #scheduleRotation(): void {
+    this.#rotationTimer = setTimeout(() => {
+      if (this.#stopped) return
+      this.rotateKey()
+        .catch((error: unknown) => this.#logger.error({ err: { name: (error as Error).name } }, 'key rotation failed'))
+        .finally(() => {
+          if (!this.#stopped) this.#scheduleRotation()
+        })
+    }, this.#keys.rotationIntervalMs)
+    this.#rotationTimer.unref()
   }
 
   #onDispatch(message: DispatchMessage): void {
@@ -198,7 +215,7 @@ export class LullNode implements AsyncDisposable {
       engine: this.#engine,
       nodeId: this.nodeId,
       modelId: this.model.id,
-      hpkeSecretKey: this.#hpkeSecretKey,
+      keys: this.#keys,
       logger: this.#logger,
       send: (reply: Parameters<CoordinatorLink['send']>[0]) => this.#link.send(reply),
     }

@@ -8,19 +8,20 @@ import {
   type FinishReason,
   LullError,
   type NodeToCoordinator,
-  openRequest,
   type ResponsePiece,
   ResponseSealer,
 } from '@lull/proto'
 import { CHUNK_COALESCE_MS, CHUNK_MAX_TEXT_CHARS } from './constants.js'
 import type { Engine } from './engine/index.js'
+import type { KeyRing } from './key-ring.js'
 import type { Logger } from './logger.js'
 
 export interface RequestRunnerComponents {
   engine: Engine
   nodeId: string
   modelId: string
-  hpkeSecretKey: Uint8Array
+  /** The node's HPKE keys: the current one and, during the overlap, the one it replaced. */
+  keys: Pick<KeyRing, 'open'>
   logger: Logger
   /** Sends a message on the coordinator link; false when the link is gone. */
   send: (message: NodeToCoordinator) => boolean
@@ -47,12 +48,7 @@ export async function runDispatch(
     if (header.model !== components.modelId) {
       throw new LullError(ErrorCode.InvalidRequest, `this node serves "${components.modelId}", not "${header.model}"`)
     }
-    const { body: bodyBytes, contentKey } = await openRequest(
-      sealed,
-      components.nodeId,
-      components.hpkeSecretKey,
-      encodeHeaderAad(header),
-    )
+    const { body: bodyBytes, contentKey } = await components.keys.open(sealed, encodeHeaderAad(header))
     const body = decodeRequestBody(bodyBytes)
     const sealer = new ResponseSealer(contentKey)
     const sendPiece = (piece: ResponsePiece, final: boolean): void => {

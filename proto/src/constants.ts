@@ -21,7 +21,12 @@ export const MAX_ERROR_MESSAGE_CHARS = 1024
 export const DEFAULT_CANDIDATES = 3
 /** How often a node tells the coordinator its live load. */
 export const HEARTBEAT_INTERVAL_MS = 5_000
-/** Lifetime of a node's HPKE key certificate. */
-export const CERTIFICATE_LIFETIME_MS = 24 * 60 * 60 * 1000
+/** How often a node replaces its HPKE key (and certificate). */
+export const KEY_ROTATION_INTERVAL_MS = 24 * 60 * 60 * 1000
+/**
+ * How long a replaced key stays valid after its successor is announced: clients holding a catalogue fetched
+ * before the rotation can still reach the node. A certificate is valid for the rotation interval plus this.
+ */
+export const KEY_OVERLAP_MS = 60 * 60 * 1000
 /** Allowed clock difference when checking certificate validity windows. */
 export const CLOCK_SKEW_MS = 5 * 60 * 1000

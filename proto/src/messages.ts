@@ -75,6 +75,8 @@ export const registerMessage = z.object({
   benchmark: benchmarkSchema,
   agent: z.string().max(128),
 })
+/** A node's new certificate after it rotated its HPKE key. Same node, model and digest; a new key and window. */
+export const certificateMessage = z.object({ type: z.literal('certificate'), certificate: nodeCertificateSchema })
 export const registeredMessage = z.object({ type: z.literal('registered'), nodeId: nodeIdSchema })
 export const heartbeatMessage = z.object({
   type: z.literal('heartbeat'),
@@ -125,6 +127,7 @@ export const dispatchedMessage = z.object({
 })
 
 export type RegisterMessage = z.infer<typeof registerMessage>
+export type CertificateMessage = z.infer<typeof certificateMessage>
 export type RegisteredMessage = z.infer<typeof registeredMessage>
 export type HeartbeatMessage = z.infer<typeof heartbeatMessage>
 export type DispatchMessage = z.infer<typeof dispatchMessage>
@@ -142,6 +145,7 @@ export type NodeState = z.infer<typeof nodeStateSchema>
 /** What a coordinator accepts from a node on {@link NODE_PROTOCOL}. */
 export const NODE_TO_COORDINATOR = z.discriminatedUnion('type', [
   registerMessage,
+  certificateMessage,
   heartbeatMessage,
   chunkMessage,
   endMessage,
