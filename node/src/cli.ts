@@ -27,6 +27,10 @@ program
   .description('load the model, register with the coordinator and serve until Ctrl-C')
   .requiredOption('--coordinator <multiaddr>', 'coordinator address (ends in /p2p/<id>)')
   .option('--model <model>', 'lull-tiny (built in, generated offline) or a path to a .gguf file', 'lull-tiny')
+  .option(
+    '--model-sha256 <hex>',
+    'refuse the model unless its SHA-256 is this (also confirms a file you replaced on purpose)',
+  )
   .option('--slots <n>', 'requests served at once (parallel sequences)', positiveInteger, DEFAULT_SLOTS)
   .option('--threads <n>', 'CPU threads for the engine', positiveInteger, DEFAULT_THREADS)
   .option('--data-dir <dir>', 'identity key and generated models', join(homedir(), '.lull', 'node'))
@@ -35,6 +39,7 @@ program
     async (options: {
       coordinator: string
       model: string
+      modelSha256?: string
       slots: number
       threads: number
       dataDir: string
@@ -54,6 +59,7 @@ program
         node = await LullNode.start({
           coordinator: options.coordinator,
           model: options.model,
+          ...(options.modelSha256 === undefined ? {} : { modelSha256: options.modelSha256 }),
           slots: options.slots,
           threads: options.threads,
           dataDir: options.dataDir,

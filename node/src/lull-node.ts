@@ -15,14 +15,16 @@ import { Engine } from './engine/index.js'
 import { describeHardware } from './hardware.js'
 import { KeyRing } from './key-ring.js'
 import { createLogger, type Logger } from './logger.js'
-import { type ResolvedModel, resolveModel } from './model/index.js'
+import { prepareModel, type ResolvedModel } from './model/index.js'
 import { runDispatch } from './request-runner.js'
 
 export interface LullNodeOptions {
   /** The coordinator's multiaddr, ending in `/p2p/<peer id>`. */
   coordinator: string
-  /** `lull-tiny` or a path to a GGUF file. */
+  /** `lull-tiny` or a path to a GGUF file (optionally `path@sha256:<hex>`). */
   model: string
+  /** Refuse the model unless its SHA-256 is this (hex). */
+  modelSha256?: string
   /** Holds the identity key and generated models. */
   dataDir: string
   /** Parallel sequences (concurrent requests). @default 4 */
@@ -105,8 +107,14 @@ export class LullNode implements AsyncDisposable {
     const { signal } = options
     const identity = await loadOrCreateIdentity(options.dataDir)
     const nodeId = peerIdFromPrivateKey(identity).toString()
-    const model = await resolveModel(options.model, options.dataDir)
-    logger.info({ model: model.id, sha256: model.sha256, sizeBytes: model.sizeBytes }, 'model ready')
+    // Resolves, pins by SHA-256, validates the GGUF and trial-loads untrusted files in a child process, so a
+    // malformed model is refused instead of aborting this daemon.
+    const model = await prepareModel(options.model, options.dataDir, {
+      threads: options.threads,
+      ...(options.modelSha256 === undefined ? {} : { expectedSha256: options.modelSha256 }),
+      ...(signal === undefined ? {} : { signal }),
+    })
+    logger.info({ model: model.id, sha256: model.sha256, sizeBytes: model.sizeBytes, pin: model.pin }, 'model ready')
     const engine = await Engine.load(
       { modelPath: model.path, slots: options.slots ?? DEFAULT_SLOTS, threads: options.threads },
       signal === undefined ? {} : { signal },

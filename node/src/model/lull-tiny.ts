@@ -47,8 +47,14 @@ function filled(length: number, value: number): Float32Array {
   return new Float32Array(length).fill(value)
 }
 
-/** Builds the model file in memory. Pure and deterministic. */
-export function buildLullTinyGguf(): Buffer {
+/** The model's metadata and tensors, before encoding (tests derive malformed variants from them). */
+export interface GgufParts {
+  metadata: Map<string, GgufValue>
+  tensors: GgufTensor[]
+}
+
+/** Builds the model's metadata and tensors. Pure and deterministic. */
+export function buildLullTinyParts(): GgufParts {
   const vocabulary = buildTinyVocabulary(TINY_CORPUS_PARAGRAPHS)
   const table = buildBigramTable(vocabulary)
   const vocabSize = vocabulary.tokens.length
@@ -147,6 +153,12 @@ export function buildLullTinyGguf(): Buffer {
     ['tokenizer.ggml.add_eos_token', { type: 'bool', value: false }],
     ['tokenizer.ggml.add_space_prefix', { type: 'bool', value: true }],
   ])
+  return { metadata, tensors }
+}
+
+/** Builds the model file in memory. Pure and deterministic. */
+export function buildLullTinyGguf(): Buffer {
+  const { metadata, tensors } = buildLullTinyParts()
   return encodeGguf(metadata, tensors)
 }
 
