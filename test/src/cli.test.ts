@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
@@ -113,6 +113,21 @@ describe('the command-line tools', () => {
     await rm(dataDir, { recursive: true, force: true })
     expect(code).toBe(1)
     expect(stderr).toContain('--open')
+  })
+
+  it('lull-node refuses a truncated model with a clear error instead of crashing', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'lull-node-cli-'))
+    try {
+      const { buildLullTinyGguf } = await import('@lull/node')
+      const truncated = join(dataDir, 'broken.gguf')
+      await writeFile(truncated, buildLullTinyGguf().subarray(0, 200_000))
+      const { code, stderr } = await runCli(NODE, ['start', '--coordinator', network.address, '--model', truncated, '--data-dir', dataDir])
+      expect(code).toBe(1)
+      expect(stderr).toMatch(/^lull-node: .*broken\.gguf/m)
+      expect(stderr).not.toMatch(/Abort|SIGABRT|GGML_ASSERT|core dumped/)
+    } finally {
+      await rm(dataDir, { recursive: true, force: true })
+    }
   })
 
   it('every command has --help', async () => {
