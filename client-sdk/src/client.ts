@@ -291,9 +291,12 @@ export class LullClient implements AsyncDisposable {
   }
 }
 
-/** The size bucket the clear header reports: the body size rounded up to a power of two (at least 1 KiB). */
-function sizeBucketOf(bytes: number): number {
-  return Math.max(1024, 2 ** Math.ceil(Math.log2(Math.max(bytes, 1))))
+/**
+ * The size bucket the clear header reports: the encoded body's exact length. `encodeRequestBody` pads every body to
+ * exactly one of `REQUEST_BODY_BUCKETS_BYTES` (see `@lull/proto` padding), so the padded length is the bucket.
+ */
+function sizeBucketOf(paddedBodyBytes: number): number {
+  return paddedBodyBytes
 }
 
 function withTimeout(signal: AbortSignal | undefined, timeoutMs: number): AbortSignal {

@@ -16,6 +16,7 @@ import { describeHardware } from './hardware.js'
 import { KeyRing } from './key-ring.js'
 import { createLogger, type Logger } from './logger.js'
 import { prepareModel, type ResolvedModel } from './model/index.js'
+import { ReplayGuard } from './replay-guard.js'
 import { runDispatch } from './request-runner.js'
 
 export interface LullNodeOptions {
@@ -31,6 +32,11 @@ export interface LullNodeOptions {
   slots?: number
   /** Engine threads. Required: node-llama-cpp's default oversubscribes small machines. */
   threads: number
+  /**
+   * Oldest sealed request the node runs; nonces are held this long (plus clock skew) to refuse replays.
+   * @default REPLAY_WINDOW_MS (5 min)
+   */
+  replayWindowMs?: number
   /** How often the HPKE key is replaced. @default KEY_ROTATION_INTERVAL_MS (24 h) */
   keyRotationIntervalMs?: number
   /** How long a replaced key still opens requests. @default KEY_OVERLAP_MS (1 h) */
@@ -64,6 +70,7 @@ export class LullNode implements AsyncDisposable {
   readonly #logger: Logger
   readonly #inFlight = new Map<string, AbortController>()
   readonly #keys: KeyRing
+  readonly #replayGuard: ReplayGuard
   #rotationTimer: NodeJS.Timeout | undefined
   #stopped = false
   readonly #stats: NodeStats = { requestsServed: 0, requestsCancelled: 0, requestsFailed: 0, outputTokens: 0 }
@@ -77,6 +84,7 @@ export class LullNode implements AsyncDisposable {
     hardware: HardwareSummary
     benchmark: Benchmark
     keys: KeyRing
+    replayGuard: ReplayGuard
     coordinator: string
   }) {
     this.nodeId = init.nodeId
@@ -88,6 +96,7 @@ export class LullNode implements AsyncDisposable {
     this.benchmark = init.benchmark
     this.slots = init.engine.slots
     this.#keys = init.keys
+    this.#replayGuard = init.replayGuard
     this.#link = new CoordinatorLink(init.coordinator, {
       host: init.host,
       logger: init.logger,
@@ -143,6 +152,7 @@ export class LullNode implements AsyncDisposable {
         hardware,
         benchmark,
         keys,
+        replayGuard: new ReplayGuard(options.replayWindowMs === undefined ? {} : { windowMs: options.replayWindowMs }),
         coordinator: options.coordinator,
       })
       await node.#link.start(signal === undefined ? {} : { signal })
@@ -224,6 +234,7 @@ export class LullNode implements AsyncDisposable {
       nodeId: this.nodeId,
       modelId: this.model.id,
       keys: this.#keys,
+      replayGuard: this.#replayGuard,
       logger: this.#logger,
       send: (reply: Parameters<CoordinatorLink['send']>[0]) => this.#link.send(reply),
     }

@@ -10,11 +10,13 @@ import {
   type NodeToCoordinator,
   type ResponsePiece,
   ResponseSealer,
+  splitResponseText,
 } from '@lull/proto'
 import { CHUNK_COALESCE_MS, CHUNK_MAX_TEXT_CHARS } from './constants.js'
 import type { Engine } from './engine/index.js'
 import type { KeyRing } from './key-ring.js'
 import type { Logger } from './logger.js'
+import type { ReplayGuard } from './replay-guard.js'
 
 export interface RequestRunnerComponents {
   engine: Engine
@@ -25,16 +27,20 @@ export interface RequestRunnerComponents {
   logger: Logger
   /** Sends a message on the coordinator link; false when the link is gone. */
   send: (message: NodeToCoordinator) => boolean
+  /** The node's strike register of request nonces: it outlives single dispatches. */
+  replayGuard: ReplayGuard
 }
 
-/**
- * Runs one dispatched request: opens the sealed body (only this node can), generates, and streams the answer back
- * sealed in chunks. The first text goes out at once; later text is coalesced for a few milliseconds. Failures are
- * reported as typed errors that never carry request or answer text.
- */
 /** What became of a dispatched request, for the node's counters. */
 export type DispatchOutcome = { kind: 'served'; finishReason: FinishReason; outputTokens: number } | { kind: 'failed' }
 
+/**
+ * Runs one dispatched request: opens the sealed body (only this node can), refuses it if it is a replay or outside
+ * the replay window, generates, and streams the answer back sealed in chunks. The first text goes out at once;
+ * later text is coalesced for a few milliseconds. Every chunk's plaintext is padded to a response bucket (text too
+ * long for one piece is split over several). Failures are reported as typed errors that never carry request or
+ * answer text.
+ */
 export async function runDispatch(
   components: RequestRunnerComponents,
   dispatch: DispatchMessage,
@@ -50,9 +56,21 @@ export async function runDispatch(
     }
     const { body: bodyBytes, contentKey } = await components.keys.open(sealed, encodeHeaderAad(header))
     const body = decodeRequestBody(bodyBytes)
+    // Before anything runs: a request is admitted once, and only inside its window.
+    const { replayGuard } = components
+    replayGuard.admit(body.nonce, body.createdAtMs)
     const sealer = new ResponseSealer(contentKey)
-    const sendPiece = (piece: ResponsePiece, final: boolean): void => {
+    const sealPiece = (piece: ResponsePiece, final: boolean): void => {
       send({ type: 'chunk', requestId, data: sealer.seal(encodeResponsePiece(piece), final) })
+    }
+    /** Sends `text` in as many pieces as the largest padding bucket needs; `finish` rides on the last one. */
+    const sendPiece = (piece: ResponsePiece, final: boolean): void => {
+      const parts = splitResponseText(piece.text)
+      const last = parts.length - 1
+      for (const [index, text] of parts.entries()) {
+        if (index < last) sealPiece({ text }, false)
+        else sealPiece({ ...piece, text }, final)
+      }
     }
 
     let pending = ''

@@ -1,13 +1,24 @@
 /**
  * What travels inside the ciphertext: the request body a client seals for its candidate nodes, and the pieces of
- * the answer a node seals back. The coordinator never sees these in the clear. Also the associated data that
- * binds a request's clear header to its ciphertext.
+ * the answer a node seals back. The coordinator never sees these in the clear. Both are padded to fixed buckets
+ * before sealing (see `padding.ts`, re-exported here), so their sealed lengths say little. Also the associated data
+ * that binds a request's clear header to its ciphertext.
  */
 import { z } from 'zod'
 import { parseWith } from './codec/message-codec.js'
 import { decodeMsgpack, encodeMsgpack } from './codec/msgpack.js'
 import { MAX_CHAT_MESSAGES } from './constants.js'
+import { ErrorCode, LullError } from './errors.js'
 import type { RequestHeader } from './messages.js'
+import {
+  MAX_REQUEST_BODY_BYTES,
+  PADDING_FIELD,
+  padEncodedMap,
+  REQUEST_BODY_BUCKETS_BYTES,
+  RESPONSE_PIECE_BUCKETS_BYTES,
+} from './padding.js'
+
+export * from './padding.js'
 
 export const chatMessageSchema = z.object({
   role: z.enum(['system', 'user', 'assistant']),
@@ -51,20 +62,59 @@ export const responsePieceSchema = z.object({
 })
 export type ResponsePiece = z.infer<typeof responsePieceSchema>
 
+/** The padding field as decoders accept it: any bytes (its content is ignored), absent in unpadded input. */
+const paddingSchema = z.custom<Uint8Array>((value) => value instanceof Uint8Array).optional()
+const paddedRequestBodySchema = requestBodySchema.extend({ [PADDING_FIELD]: paddingSchema })
+const paddedResponsePieceSchema = responsePieceSchema.extend({ [PADDING_FIELD]: paddingSchema })
+
+/**
+ * Encodes a request body padded to exactly one of {@link REQUEST_BODY_BUCKETS_BYTES}: the encoded length is the
+ * body's size bucket.
+ * @throws {LullError} `invalid-request` when the body is too large for any bucket (longer than a sealed request
+ * can carry)
+ */
 export function encodeRequestBody(body: RequestBody): Uint8Array {
-  return encodeMsgpack(body)
+  const encoded = encodeMsgpack(withoutPadding(body))
+  const padded = padEncodedMap(encoded, REQUEST_BODY_BUCKETS_BYTES)
+  if (padded === undefined) {
+    throw new LullError(
+      ErrorCode.InvalidRequest,
+      `the request encodes to ${encoded.length} bytes, more than the ${MAX_REQUEST_BODY_BYTES} a sealed request can carry; send shorter or fewer messages`,
+    )
+  }
+  return padded
 }
 
+/** Decodes a request body, padded or not; the padding is checked to be bytes and dropped. */
 export function decodeRequestBody(bytes: Uint8Array): RequestBody {
-  return parseWith(requestBodySchema, decodeMsgpack(bytes), 'request body')
+  return withoutPadding(parseWith(paddedRequestBodySchema, decodeMsgpack(bytes), 'request body'))
 }
 
+/**
+ * Encodes a response piece padded to exactly one of {@link RESPONSE_PIECE_BUCKETS_BYTES}.
+ * @throws {RangeError} when the piece fits no bucket: a piece may carry at most `MAX_RESPONSE_PIECE_TEXT_CHARS` of
+ * text (split longer text with `splitResponseText`)
+ */
 export function encodeResponsePiece(piece: ResponsePiece): Uint8Array {
-  return encodeMsgpack(piece)
+  const encoded = encodeMsgpack(withoutPadding(piece))
+  const padded = padEncodedMap(encoded, RESPONSE_PIECE_BUCKETS_BYTES)
+  if (padded === undefined) {
+    throw new RangeError(
+      `encodeResponsePiece: the piece encodes to ${encoded.length} bytes, more than the largest response bucket; split its text with splitResponseText`,
+    )
+  }
+  return padded
 }
 
+/** Decodes a response piece, padded or not; the padding is checked to be bytes and dropped. */
 export function decodeResponsePiece(bytes: Uint8Array): ResponsePiece {
-  return parseWith(responsePieceSchema, decodeMsgpack(bytes), 'response piece')
+  return withoutPadding(parseWith(paddedResponsePieceSchema, decodeMsgpack(bytes), 'response piece'))
+}
+
+/** A copy of `value` without its padding field (callers never see padding, and never pass it in). */
+function withoutPadding<T extends object>(value: T): Omit<T, typeof PADDING_FIELD> {
+  const { [PADDING_FIELD]: _padding, ...rest } = value as T & { [PADDING_FIELD]?: unknown }
+  return rest
 }
 
 /**

@@ -121,7 +121,15 @@ describe('the command-line tools', () => {
       const { buildLullTinyGguf } = await import('@lull/node')
       const truncated = join(dataDir, 'broken.gguf')
       await writeFile(truncated, buildLullTinyGguf().subarray(0, 200_000))
-      const { code, stderr } = await runCli(NODE, ['start', '--coordinator', network.address, '--model', truncated, '--data-dir', dataDir])
+      const { code, stderr } = await runCli(NODE, [
+        'start',
+        '--coordinator',
+        network.address,
+        '--model',
+        truncated,
+        '--data-dir',
+        dataDir,
+      ])
       expect(code).toBe(1)
       expect(stderr).toMatch(/^lull-node: .*broken\.gguf/m)
       expect(stderr).not.toMatch(/Abort|SIGABRT|GGML_ASSERT|core dumped/)

@@ -1,37 +1,18 @@
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { DecryptionError, LullClient, NotARecipientError, StreamTruncatedError } from '@lull/client-sdk'
-import { createLogger, LullNode } from '@lull/node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { HostileCoordinator } from './hostile-coordinator.js'
+import type { HostileCoordinator } from './hostile-coordinator.js'
+import { type HostileNetwork, startHostileNetwork } from './hostile-network.js'
 
+let network: HostileNetwork
 let hostile: HostileCoordinator
-let nodes: LullNode[] = []
-let dataDir: string
 
 beforeAll(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'lull-hostile-'))
-  hostile = await HostileCoordinator.start()
-  nodes = await Promise.all(
-    [0, 1].map((index) =>
-      LullNode.start({
-        coordinator: hostile.address,
-        model: 'lull-tiny',
-        dataDir: join(dataDir, `node-${index}`),
-        slots: 2,
-        threads: 1,
-        logger: createLogger('silent'),
-      }),
-    ),
-  )
-  await hostile.waitForNodes(2)
+  network = await startHostileNetwork(2)
+  hostile = network.hostile
 })
 
 afterAll(async () => {
-  await Promise.allSettled(nodes.map((node) => node.stop()))
-  await hostile?.stop()
-  await rm(dataDir, { recursive: true, force: true })
+  await network?.stop()
 })
 
 async function ask(options: { candidates?: number } = {}): Promise<{ text: string; error: unknown }> {

@@ -7,6 +7,7 @@ import {
   type CoordinatorToNode,
   createLullHost,
   createRequestId,
+  type DispatchMessage,
   type ErrorMessage,
   MessageChannel,
   NODE_PROTOCOL,
@@ -35,16 +36,29 @@ interface Relay {
   held: Uint8Array[]
 }
 
+/** A sealed chunk a node sent, as the coordinator received it. */
+export interface ObservedChunk {
+  /** The coordinator's request id (the one in the dispatch), not the client's. */
+  requestId: string
+  nodeId: string
+  data: Uint8Array
+}
+
 /**
  * A coordinator that speaks Lull's protocols but does not play fair: it lets tests check that nodes and clients
- * hold the privacy contract against the party in the middle. It also records every error nodes send it and can
- * write raw bytes onto a node's link.
+ * hold the privacy contract against the party in the middle. It also records every dispatch it sends, every
+ * sealed chunk and error nodes send it, can replay a recorded dispatch to any node, and can write raw bytes onto a
+ * node's link.
  */
 export class HostileCoordinator {
   mode: HostileMode = 'honest'
   readonly nodes = new Map<string, RegisteredNode>()
   /** Error messages received from nodes, in order. */
   readonly nodeErrors: ErrorMessage[] = []
+  /** Every dispatch sent to a node (header and sealed request, exactly as the node received them), in order. */
+  readonly dispatches: Array<{ nodeId: string; message: DispatchMessage }> = []
+  /** Every sealed chunk nodes sent, relayed or not, in order. */
+  readonly chunks: ObservedChunk[] = []
   readonly #relays = new Map<string, Relay>()
   readonly host: Libp2p
 
@@ -70,6 +84,30 @@ export class HostileCoordinator {
 
   get address(): string {
     return this.host.getMultiaddrs()[0]?.toString() as string
+  }
+
+  /** The last dispatch sent to a node, or `undefined` before the first. */
+  get lastDispatch(): DispatchMessage | undefined {
+    return this.dispatches.at(-1)?.message
+  }
+
+  /** Chunks a node sent for one request id (the coordinator's). */
+  chunksFor(requestId: string): ObservedChunk[] {
+    return this.chunks.filter((chunk) => chunk.requestId === requestId)
+  }
+
+  /**
+   * Sends a captured dispatch to `nodeId` again, unchanged but under a fresh request id (as a replaying coordinator
+   * would: the node ignores an id it is already running). What the node answers is recorded, not relayed to any
+   * client. Returns the new request id.
+   */
+  redispatch(nodeId: string, dispatch: DispatchMessage): string {
+    const node = this.nodes.get(nodeId)
+    if (node === undefined) throw new Error(`node ${nodeId} is not registered`)
+    const message: DispatchMessage = { ...dispatch, requestId: createRequestId() }
+    this.dispatches.push({ nodeId, message })
+    if (!node.channel.trySend(message)) throw new Error(`the link to node ${nodeId} is closed`)
+    return message.requestId
   }
 
   /** Writes raw bytes onto a node's link, as if they were frames. */
@@ -115,6 +153,7 @@ export class HostileCoordinator {
             await channel.send({ type: 'registered', nodeId: peerId })
             break
           case 'chunk': {
+            this.chunks.push({ requestId: message.requestId, nodeId: peerId, data: message.data })
             const relay = this.#relays.get(message.requestId)
             if (relay === undefined) break
             if (this.mode === 'drop-final') relay.held.push(message.data)
@@ -180,7 +219,9 @@ export class HostileCoordinator {
       const requestId = createRequestId()
       this.#relays.set(requestId, { client, clientRequestId: message.requestId, held: [] })
       client.trySend({ type: 'dispatched', requestId: message.requestId, nodeId: target.nodeId })
-      target.channel.trySend({ type: 'dispatch', requestId, header: message.header, sealed: message.sealed })
+      const dispatch: DispatchMessage = { type: 'dispatch', requestId, header: message.header, sealed: message.sealed }
+      this.dispatches.push({ nodeId: target.nodeId, message: dispatch })
+      target.channel.trySend(dispatch)
     }
   }
 
