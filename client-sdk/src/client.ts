@@ -16,6 +16,7 @@ import {
   errorFromWire,
   type FinishReason,
   LullError,
+  MAX_CLIENT_STREAMS_PER_CONNECTION,
   MessageChannel,
   type RequestHeader,
   ResponseOpener,
@@ -281,7 +282,11 @@ export class LullClient implements AsyncDisposable {
 
   async #openStream(signal: AbortSignal | undefined): Promise<Stream> {
     try {
-      return await this.#host.dialProtocol(this.#coordinator, CLIENT_PROTOCOL, signal === undefined ? {} : { signal })
+      return await this.#host.dialProtocol(this.#coordinator, CLIENT_PROTOCOL, {
+        // Matches the coordinator's limit; libp2p's default (64) would cap concurrent requests lower.
+        maxOutboundStreams: MAX_CLIENT_STREAMS_PER_CONNECTION,
+        ...(signal === undefined ? {} : { signal }),
+      })
     } catch (error) {
       if (signal?.aborted) throw new AbortError()
       throw new ConnectionError(`cannot open a stream to the coordinator: ${(error as Error).message}`, {

@@ -8,7 +8,5 @@ export const EVICTION_INTERVAL_MS = 2_500
 export const MAX_QUEUED_REQUESTS_PER_MODEL = 1_024
 /** How long a request may wait for a free slot before it is refused as `no-capacity`. */
 export const QUEUE_TIMEOUT_MS = 30_000
-/** Concurrent request streams one client connection may hold open. */
-export const MAX_CLIENT_STREAMS_PER_CONNECTION = 256
 /** Default listen address. */
 export const DEFAULT_LISTEN_ADDRESS = '/ip4/127.0.0.1/tcp/4710'

@@ -11,6 +11,8 @@ import {
   type FrameObserver,
   type LullError,
   loadOrCreateIdentity,
+  MAX_CLIENT_STREAMS_PER_CONNECTION,
+  MAX_NODE_LINK_STREAMS,
   type MessageChannel,
   NODE_PROTOCOL,
   type NodeCertificate,
@@ -22,7 +24,6 @@ import { handleClientStream } from './client-session.js'
 import {
   DEFAULT_LISTEN_ADDRESS,
   EVICTION_INTERVAL_MS,
-  MAX_CLIENT_STREAMS_PER_CONNECTION,
   MAX_QUEUED_REQUESTS_PER_MODEL,
   NODE_STALE_AFTER_MS,
   QUEUE_TIMEOUT_MS,
@@ -96,7 +97,7 @@ export class Coordinator {
     })
     const coordinator = new Coordinator(host, options)
     await host.handle(NODE_PROTOCOL, (stream, connection) => coordinator.onNodeStream(stream, connection), {
-      maxInboundStreams: 2,
+      maxInboundStreams: MAX_NODE_LINK_STREAMS,
       maxOutboundStreams: 1,
     })
     await host.handle(CLIENT_PROTOCOL, (stream) => coordinator.onClientStream(stream), {

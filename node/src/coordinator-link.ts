@@ -5,6 +5,7 @@ import {
   type DispatchMessage,
   ErrorCode,
   HEARTBEAT_INTERVAL_MS,
+  MAX_NODE_LINK_STREAMS,
   MessageChannel,
   NODE_PROTOCOL,
   type NodeState,
@@ -113,6 +114,8 @@ export class CoordinatorLink {
     const stopSignal = this.#stopController.signal
     const stream = await host.dialProtocol(this.#address, NODE_PROTOCOL, {
       signal: AbortSignal.any([stopSignal, AbortSignal.timeout(REGISTER_ACK_TIMEOUT_MS)]),
+      // The live link plus one being replaced; libp2p's default is 64.
+      maxOutboundStreams: MAX_NODE_LINK_STREAMS,
     })
     const channel: NodeChannel = new MessageChannel(stream, { inbound: COORDINATOR_TO_NODE })
     this.#channel = channel

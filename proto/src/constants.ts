@@ -30,3 +30,83 @@ export const KEY_ROTATION_INTERVAL_MS = 24 * 60 * 60 * 1000
 export const KEY_OVERLAP_MS = 60 * 60 * 1000
 /** Allowed clock difference when checking certificate validity windows. */
 export const CLOCK_SKEW_MS = 5 * 60 * 1000
+
+/**
+ * Most arrays and maps one message may contain, counted over the whole message before it is decoded. Each one costs
+ * the decoder an allocation, so a frame packed with empty containers (a million `[]` in 1 MiB) would otherwise
+ * buy about 100 ms of CPU. Lull's largest message, a catalogue filling a whole frame, has about 16,000.
+ */
+export const MAX_MESSAGE_CONTAINERS = 65_536
+
+// Connection and stream limits, set on every libp2p host (`createLullHost`) and every `MessageChannel`.
+
+/** Most open connections per host; inbound connections beyond it are refused. */
+export const MAX_CONNECTIONS = 512
+/** Inbound connections still in their handshake (noise, yamux) at once; more are refused. */
+export const MAX_PENDING_CONNECTIONS = 64
+/** New inbound connections per second from one IP address (libp2p's default, 5, refuses a quick re-dial). */
+export const INBOUND_CONNECTIONS_PER_SECOND_PER_HOST = 100
+/** An inbound connection must finish its noise and yamux handshake within this time. */
+export const CONNECTION_UPGRADE_TIMEOUT_MS = 10_000
+/** A new stream must agree on its protocol (multistream-select) within this time. */
+export const STREAM_NEGOTIATION_TIMEOUT_MS = 10_000
+/**
+ * A TCP socket with no bytes either way for this long is closed. Yamux pings every connection every
+ * {@link MUXER_KEEPALIVE_INTERVAL_MS}, so this only ends connections whose peer has gone silent.
+ */
+export const SOCKET_INACTIVITY_TIMEOUT_MS = 5 * 60_000
+/** How often yamux pings a connection (keeps NAT mappings open and measures the round trip). */
+export const MUXER_KEEPALIVE_INTERVAL_MS = 30_000
+/**
+ * Streams (all protocols together) a peer may have open on one connection; yamux resets any beyond. Above the
+ * largest per-protocol limit (the coordinator's client streams), so the per-protocol limits decide.
+ */
+export const MAX_STREAMS_PER_CONNECTION = 512
+/** Streams a peer may open before this host has registered its handlers (yamux's early-stream queue). */
+export const MAX_EARLY_STREAMS = 10
+/**
+ * Node link streams (`NODE_PROTOCOL`) per connection: the live link, plus one while a reconnect replaces it. Used
+ * on both ends (the coordinator's handler, the node's dial).
+ */
+export const MAX_NODE_LINK_STREAMS = 2
+/** Concurrent request streams one client connection may hold open; both ends set it. */
+export const MAX_CLIENT_STREAMS_PER_CONNECTION = 256
+/**
+ * Largest yamux receive window per stream: how many bytes a peer may send ahead of what this host has read. When a
+ * reader falls behind, the window stops growing and the peer must wait. Two frames, so a largest frame streams
+ * without waiting for a window update.
+ */
+export const MAX_STREAM_WINDOW_BYTES = 2 * MAX_FRAME_BYTES
+/**
+ * Received bytes a stream may hold while its reader is paused before the stream is reset. Above the receive window,
+ * so only a peer that ignores flow control reaches it.
+ */
+export const MAX_STREAM_READ_BUFFER_BYTES = 2 * MAX_STREAM_WINDOW_BYTES
+/**
+ * Bytes a stream may queue for a peer that does not read them before the stream is reset: eight largest frames
+ * (a burst of large dispatches to a node, or an answer to a client that stopped reading).
+ */
+export const MAX_STREAM_WRITE_BUFFER_BYTES = 8 * MAX_FRAME_BYTES
+/**
+ * Received bytes a `MessageChannel` lets pile up ahead of its reader before it pauses the stream (backpressure
+ * through the yamux window).
+ */
+export const MAX_CHANNEL_BACKLOG_BYTES = MAX_FRAME_BYTES
+/**
+ * A `MessageChannel` with no bytes received and no message sent for this long is aborted. Longer than the
+ * coordinator's queue wait (a client stream may see nothing for 30 s before its request is placed) and far longer
+ * than the node heartbeat (5 s), so only a silent or stalled peer meets it.
+ */
+export const STREAM_IDLE_TIMEOUT_MS = 120_000
+/**
+ * Once the first byte of a frame (its length prefix) has arrived, the whole frame must arrive within this time, or
+ * the stream is aborted: a peer that trickles a frame a byte at a time, or stops in the middle, cannot hold the
+ * buffer. A largest frame (1 MiB) in this time is 35 KB/s.
+ */
+export const FRAME_RECEIVE_TIMEOUT_MS = 30_000
+/**
+ * Bytes of unfinished frames all `MessageChannel`s in the process may hold together. When a frame in progress would
+ * take the total above it, that stream is aborted with a retryable `no-capacity` error: many peers each holding
+ * part of a large frame cannot exhaust memory.
+ */
+export const MAX_BUFFERED_FRAME_BYTES_TOTAL = 256 * 1024 * 1024

@@ -1,19 +1,26 @@
-import { MAX_MESSAGE_DEPTH } from '../constants.js'
+import { MAX_MESSAGE_CONTAINERS, MAX_MESSAGE_DEPTH } from '../constants.js'
 import { MalformedMessageError } from '../errors.js'
 
 /**
  * Walks msgpack bytes without building anything and throws {@link MalformedMessageError} unless they hold exactly
- * one value whose every declared length fits in the bytes that follow and whose nesting stays within `maxDepth`.
- * Run before msgpackr sees untrusted bytes: a 5-byte `array32` header would otherwise make the decoder allocate
- * an array of four billion slots, and deep nesting would exhaust the stack. Extension types are refused: Lull's
- * messages use none.
+ * one value whose every declared length fits in the bytes that follow, whose nesting stays within `maxDepth` and
+ * which holds at most `maxContainers` arrays and maps. Run before msgpackr sees untrusted bytes: a 5-byte `array32`
+ * header would otherwise make the decoder allocate an array of four billion slots, deep nesting would exhaust the
+ * stack, and a frame of a million empty containers would cost the decoder a million allocations. Extension types
+ * are refused: Lull's messages use none. Linear in the length of `bytes`; never allocates more than the nesting
+ * stack.
  */
-export function assertWellFormedMsgpack(bytes: Uint8Array, maxDepth = MAX_MESSAGE_DEPTH): void {
+export function assertWellFormedMsgpack(
+  bytes: Uint8Array,
+  maxDepth = MAX_MESSAGE_DEPTH,
+  maxContainers = MAX_MESSAGE_CONTAINERS,
+): void {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const end = bytes.byteLength
   let offset = 0
   // Items still to read in each open container, innermost last.
   const pending: number[] = []
+  let containers = 0
 
   const fail = (what: string): never => {
     throw new MalformedMessageError(`malformed msgpack at byte ${offset}: ${what}`)
@@ -26,6 +33,7 @@ export function assertWellFormedMsgpack(bytes: Uint8Array, maxDepth = MAX_MESSAG
     offset += count
   }
   const openContainer = (items: number): void => {
+    if (++containers > maxContainers) fail(`holds more than ${maxContainers} arrays and maps`)
     // Every item takes at least one byte, so a count larger than what remains is a lie.
     if (items > end - offset) fail(`declares ${items} items but ${end - offset} bytes remain`)
     if (items === 0) return

@@ -145,3 +145,17 @@ describe('sealRequest / openRequest', () => {
     await expect(openRequest(sealed, 'node-a', a.secretKey.subarray(1), header)).rejects.toThrow(/secretKey/)
   })
 })
+
+describe('openRequest on hostile object shapes', () => {
+  it('turns a throwing getter into MalformedMessageError', async () => {
+    const hostile = {
+      get ciphertext(): Uint8Array {
+        throw new TypeError('boom')
+      },
+      keys: [],
+    }
+    await expect(
+      openRequest(hostile as never, 'node', generateX25519KeyPair().secretKey, new Uint8Array(1)),
+    ).rejects.toBeInstanceOf(MalformedMessageError)
+  })
+})

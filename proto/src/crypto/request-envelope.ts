@@ -14,7 +14,7 @@
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { randomBytes } from '@noble/hashes/utils.js'
-import { DecryptionError, MalformedMessageError, NotARecipientError } from '../errors.js'
+import { DecryptionError, LullError, MalformedMessageError, NotARecipientError } from '../errors.js'
 import { assertBytes, assertNonEmptyString, concatBytes, utf8 } from './bytes.js'
 import { HPKE_KEY_BYTES, hpkeOpen, hpkeSeal } from './hpke.js'
 
@@ -92,6 +92,33 @@ export async function sealRequest(
  * the body or `aad` fails authentication, {@link MalformedMessageError} if `sealed` is not shaped like a
  * {@link SealedRequest}, and `TypeError` / `RangeError` for bad `nodeId`, `secretKey` or `aad` arguments.
  */
+/**
+ * Picks this node's wrapped key out of an untrusted sealed request. Any shape problem, including objects whose
+ * property reads throw, becomes a typed error.
+ */
+function wrappedKeyFor(
+  sealed: SealedRequest,
+  nodeId: string,
+): { ciphertext: Uint8Array; enc: Uint8Array; wrappedKey: Uint8Array } {
+  try {
+    if (typeof sealed !== 'object' || sealed === null)
+      throw new MalformedMessageError('sealed request is not an object')
+    const { ciphertext, keys } = sealed
+    if (!(ciphertext instanceof Uint8Array)) throw new MalformedMessageError('sealed request ciphertext is not bytes')
+    if (!Array.isArray(keys)) throw new MalformedMessageError('sealed request keys is not an array')
+    const entry: unknown = keys.find((key: unknown) => isRecord(key) && key.nodeId === nodeId)
+    if (!isRecord(entry)) throw new NotARecipientError()
+    const { enc, wrappedKey } = entry
+    if (!(enc instanceof Uint8Array) || !(wrappedKey instanceof Uint8Array)) {
+      throw new DecryptionError('wrapped content key is malformed')
+    }
+    return { ciphertext, enc, wrappedKey }
+  } catch (error) {
+    if (error instanceof LullError) throw error
+    throw new MalformedMessageError('sealed request is malformed', { cause: error })
+  }
+}
+
 export async function openRequest(
   sealed: SealedRequest,
   nodeId: string,
@@ -101,17 +128,7 @@ export async function openRequest(
   assertNonEmptyString(nodeId, 'openRequest: nodeId')
   assertBytes(secretKey, 'openRequest: secretKey', HPKE_KEY_BYTES)
   assertBytes(aad, 'openRequest: aad')
-  if (typeof sealed !== 'object' || sealed === null) throw new MalformedMessageError('sealed request is not an object')
-  const { ciphertext, keys } = sealed
-  if (!(ciphertext instanceof Uint8Array)) throw new MalformedMessageError('sealed request ciphertext is not bytes')
-  if (!Array.isArray(keys)) throw new MalformedMessageError('sealed request keys is not an array')
-
-  const entry: unknown = keys.find((key: unknown) => isRecord(key) && key.nodeId === nodeId)
-  if (!isRecord(entry)) throw new NotARecipientError()
-  const { enc, wrappedKey } = entry
-  if (!(enc instanceof Uint8Array) || !(wrappedKey instanceof Uint8Array)) {
-    throw new DecryptionError('wrapped content key is malformed')
-  }
+  const { ciphertext, enc, wrappedKey } = wrappedKeyFor(sealed, nodeId)
   if (ciphertext.length < REQUEST_NONCE_BYTES + REQUEST_TAG_BYTES) {
     throw new DecryptionError('sealed request body is too short')
   }
