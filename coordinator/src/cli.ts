@@ -4,9 +4,11 @@ import { mkdir, rename, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { Command } from 'commander'
+import { fetchExplain, fetchStatus } from './admin-client.js'
 import { DEFAULT_LISTEN_ADDRESS } from './constants.js'
 import { Coordinator } from './coordinator.js'
 import { createLogger } from './logger.js'
+import { formatExplain, formatStatus } from './status-format.js'
 
 const program = new Command()
   .name('lull-coordinator')
@@ -22,7 +24,11 @@ program
     join(homedir(), '.lull', 'coordinator'),
   )
   .option('--ready-file <path>', 'once listening, write the dialable multiaddr (with /p2p/<id>) to this file')
-  .option('--open', 'open mode: any node may join, any client may submit (trusted local networks only)', false)
+  .option(
+    '--open',
+    'open mode: any node may join, any client may submit, and any peer may read the admin view (status, explain); trusted local networks only',
+    false,
+  )
   .option('--log-level <level>', 'fatal, error, warn, info, debug or trace', process.env.LULL_LOG_LEVEL ?? 'info')
   .action(
     async (options: { listen: string[]; dataDir: string; readyFile?: string; open: boolean; logLevel: string }) => {
@@ -55,5 +61,52 @@ program
       process.once('SIGTERM', () => void shutdown())
     },
   )
+
+program
+  .command('status')
+  .description(
+    'show every node (hardware, model, state, load, requests, errors, last seen) and network totals; never any payload. In this version the admin view is open to any peer, and only on a coordinator started with --open',
+  )
+  .requiredOption('--coordinator <multiaddr>', "the coordinator's address, ending in /p2p/<peer id>")
+  .option('--json', 'print the status as JSON (for scripts)', false)
+  .option('--watch [seconds]', 'refresh every few seconds until Ctrl-C (default 2)')
+  .action(async (options: { coordinator: string; json: boolean; watch?: string | boolean }) => {
+    const intervalMs =
+      options.watch === undefined
+        ? undefined
+        : Math.max(0.5, Number(options.watch === true ? 2 : options.watch) || 2) * 1000
+    for (;;) {
+      try {
+        const status = await fetchStatus(options.coordinator)
+        const text = options.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status)
+        process.stdout.write(intervalMs !== undefined && !options.json ? `\x1b[2J\x1b[H${text}` : text)
+      } catch (error) {
+        process.stderr.write(
+          `lull-coordinator: cannot get the status from ${options.coordinator}: ${(error as Error).message}\n`,
+        )
+        if (intervalMs === undefined) process.exit(1)
+      }
+      if (intervalMs === undefined) return
+      await new Promise((resolve) => setTimeout(resolve, intervalMs))
+    }
+  })
+
+program
+  .command('explain')
+  .description(
+    "show the scheduling decisions for a recent request (the client's or the node-side request id), with reasons",
+  )
+  .argument('<request-id>', 'the request id')
+  .requiredOption('--coordinator <multiaddr>', "the coordinator's address, ending in /p2p/<peer id>")
+  .option('--json', 'print as JSON', false)
+  .action(async (requestId: string, options: { coordinator: string; json: boolean }) => {
+    try {
+      const explained = await fetchExplain(options.coordinator, requestId)
+      process.stdout.write(options.json ? `${JSON.stringify(explained, null, 2)}\n` : formatExplain(explained))
+    } catch (error) {
+      process.stderr.write(`lull-coordinator: ${(error as Error).message}\n`)
+      process.exit(1)
+    }
+  })
 
 await program.parseAsync(process.argv)

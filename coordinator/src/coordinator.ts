@@ -1,5 +1,6 @@
 import type { Connection, Libp2p, Stream } from '@libp2p/interface'
 import {
+  ADMIN_PROTOCOL,
   CLIENT_PROTOCOL,
   type CLIENT_TO_COORDINATOR,
   type CoordinatorToClient,
@@ -9,6 +10,7 @@ import {
   ErrorCode,
   type ErrorMessage,
   type FrameObserver,
+  isRetryableCode,
   type LullError,
   loadOrCreateIdentity,
   MAX_CLIENT_STREAMS_PER_CONNECTION,
@@ -17,9 +19,11 @@ import {
   NODE_PROTOCOL,
   type NodeCertificate,
   type RegisterMessage,
+  type StatusMessage,
   type SubmitMessage,
   verifyNodeCertificate,
 } from '@lull/proto'
+import { handleAdminStream } from './admin-session.js'
 import { handleClientStream } from './client-session.js'
 import {
   DEFAULT_LISTEN_ADDRESS,
@@ -28,6 +32,7 @@ import {
   NODE_STALE_AFTER_MS,
   QUEUE_TIMEOUT_MS,
 } from './constants.js'
+import { DecisionLog } from './decision-log.js'
 import { createLogger, type Logger } from './logger.js'
 import { handleNodeStream } from './node-link.js'
 import { type NodeChannel, type NodeEntry, Registry } from './registry.js'
@@ -46,7 +51,14 @@ export interface CoordinatorOptions {
   logger?: Logger
   /** Sees every frame the coordinator sends or receives (used to audit that no payload crosses it in the clear). */
   frameObserver?: FrameObserver
+  /** A node not heard from for this long is evicted. @default NODE_STALE_AFTER_MS */
+  nodeStaleAfterMs?: number
+  /** How often stale nodes are looked for. @default EVICTION_INTERVAL_MS */
+  evictionIntervalMs?: number
 }
+
+/** Time-to-first-token samples kept for the status percentiles. */
+const TTFT_SAMPLES = 1_000
 
 /** A request the coordinator is routing. It never holds a key that opens `sealed`. */
 interface Job {
@@ -60,6 +72,12 @@ interface Job {
   cancelled: boolean
   queueTimer: NodeJS.Timeout | undefined
   submittedAtMs: number
+  /** Dispatches so far (the first, plus one per failover). */
+  attempts: number
+  /** Nodes that lost or failed this request: it never goes back to them (their replay guard would refuse it). */
+  failedNodes: Set<string>
+  /** Sealed chunks relayed to the client. After the first, the request can no longer move to another node. */
+  chunksRelayed: number
 }
 
 /**
@@ -71,16 +89,29 @@ export class Coordinator {
   readonly log: Logger
   readonly registry = new Registry()
   readonly frameObserver: FrameObserver | undefined
+  /** Open mode: any node may join, any client submit, and any peer read the admin view. */
+  readonly open: boolean
+  readonly decisions = new DecisionLog()
   private readonly jobs = new Map<string, Job>()
   private readonly queues = new Map<string, Job[]>()
   private readonly evictionTimer: NodeJS.Timeout
+  private readonly nodeStaleAfterMs: number
   private stopped = false
+  // Network totals for the admin view.
+  private requestsServed = 0
+  private requestsFailed = 0
+  private failovers = 0
+  private readonly recentCompletionsMs: number[] = []
+  private readonly ttftSamplesMs: number[] = []
+  private ttftNext = 0
 
   private constructor(host: Libp2p, options: CoordinatorOptions) {
     this.host = host
     this.log = options.logger ?? createLogger()
     this.frameObserver = options.frameObserver
-    this.evictionTimer = setInterval(() => this.evictStaleNodes(), EVICTION_INTERVAL_MS)
+    this.open = options.open
+    this.nodeStaleAfterMs = options.nodeStaleAfterMs ?? NODE_STALE_AFTER_MS
+    this.evictionTimer = setInterval(() => this.evictStaleNodes(), options.evictionIntervalMs ?? EVICTION_INTERVAL_MS)
     this.evictionTimer.unref()
   }
 
@@ -102,6 +133,10 @@ export class Coordinator {
     })
     await host.handle(CLIENT_PROTOCOL, (stream) => coordinator.onClientStream(stream), {
       maxInboundStreams: MAX_CLIENT_STREAMS_PER_CONNECTION,
+      maxOutboundStreams: 1,
+    })
+    await host.handle(ADMIN_PROTOCOL, (stream, connection) => coordinator.onAdminStream(stream, connection), {
+      maxInboundStreams: 4,
       maxOutboundStreams: 1,
     })
     coordinator.log.info({ peerId: host.peerId.toString(), addresses: coordinator.multiaddrs }, 'coordinator listening')
@@ -128,6 +163,12 @@ export class Coordinator {
   private onNodeStream(stream: Stream, connection: Connection): void {
     handleNodeStream(this, stream, connection.remotePeer.toString()).catch((error: unknown) => {
       this.log.warn({ err: errorSummary(error) }, 'node link failed')
+    })
+  }
+
+  private onAdminStream(stream: Stream, connection: Connection): void {
+    handleAdminStream(this, stream, connection.remotePeer.toString()).catch((error: unknown) => {
+      this.log.warn({ err: errorSummary(error) }, 'admin stream failed')
     })
   }
 
@@ -191,7 +232,10 @@ export class Coordinator {
     return undefined
   }
 
-  /** A node's link closed or went stale: its running requests end with a retryable `node-lost`. */
+  /**
+   * A node's link closed or went stale: its running requests that have not relayed a chunk yet move to another
+   * candidate; the others end with a retryable `node-lost`.
+   */
   nodeGone(entry: NodeEntry, reason: string): void {
     if (!this.registry.remove(entry)) return
     this.log.info({ nodeId: entry.nodeId, reason }, 'node left')
@@ -219,12 +263,22 @@ export class Coordinator {
       cancelled: false,
       queueTimer: undefined,
       submittedAtMs: Date.now(),
+      attempts: 0,
+      failedNodes: new Set(),
+      chunksRelayed: 0,
     }
     this.jobs.set(job.id, job)
     const placement = placeRequest(this.registry, submit.header)
-    if (placement.kind === 'node') this.dispatch(job, placement.node)
-    else if (placement.kind === 'refuse') this.finish(job, errorReply(placement.error, job.clientRequestId))
-    else this.enqueue(job)
+    if (placement.kind === 'node') {
+      this.decide(job, 'placed', placement.reason, placement.node.nodeId)
+      this.dispatch(job, placement.node)
+    } else if (placement.kind === 'refuse') {
+      this.decide(job, 'refused', placement.error.message)
+      this.finish(job, errorReply(placement.error, job.clientRequestId))
+    } else {
+      this.decide(job, 'queued', placement.reason)
+      this.enqueue(job)
+    }
     return job
   }
 
@@ -232,6 +286,7 @@ export class Coordinator {
   cancel(job: Job): void {
     if (job.status === 'finished' || job.cancelled) return
     job.cancelled = true
+    this.decide(job, 'cancelled', `the client cancelled or went away while ${job.status}`)
     if (job.status === 'queued') {
       this.removeFromQueue(job)
       this.finish(job, undefined)
@@ -244,6 +299,8 @@ export class Coordinator {
   relayChunk(node: NodeEntry, requestId: string, data: Uint8Array): void {
     const job = this.runningJobOf(node, requestId)
     if (job === undefined || job.cancelled) return
+    if (job.chunksRelayed === 0) this.recordTtft(Date.now() - job.submittedAtMs)
+    job.chunksRelayed++
     job.client.trySend({ type: 'chunk', requestId: job.clientRequestId, data })
   }
 
@@ -254,6 +311,11 @@ export class Coordinator {
       { requestId: job.id, nodeId: node.nodeId, ...message.usage, durationMs: Date.now() - job.submittedAtMs },
       'request finished',
     )
+    this.registry.countersOf(node.nodeId).requestsServed++
+    this.requestsServed++
+    this.recentCompletionsMs.push(Date.now())
+    this.trimCompletions()
+    this.decide(job, 'finished', `${job.chunksRelayed} chunk(s) relayed`, node.nodeId)
     this.finish(job, { type: 'end', requestId: job.clientRequestId, usage: message.usage })
   }
 
@@ -265,7 +327,7 @@ export class Coordinator {
     const job = this.runningJobOf(node, message.requestId)
     if (job === undefined) return
     this.log.debug({ requestId: job.id, nodeId: node.nodeId, code: message.code }, 'request failed on node')
-    this.finish(job, { ...message, requestId: job.clientRequestId })
+    this.nodeFailedJob(job, node, { kind: 'error', message })
   }
 
   private runningJobOf(node: NodeEntry, requestId: string): Job | undefined {
@@ -274,13 +336,18 @@ export class Coordinator {
     return job !== undefined && job.node === node && job.status === 'running' ? job : undefined
   }
 
+  /**
+   * Sends the sealed request, unchanged, to `node`, and tells the client which node runs it: on a failover the
+   * client gets a second `dispatched` and opens the new node's answer (its own salt, so its own keys).
+   */
   private dispatch(job: Job, node: NodeEntry): void {
     job.status = 'running'
     job.node = node
+    job.attempts++
     node.inFlight++
     const { header, sealed } = job.submit
     if (!node.channel.trySend({ type: 'dispatch', requestId: job.id, header, sealed })) {
-      this.finish(job, errorReply(lullError(ErrorCode.NodeLost, 'the chosen node went away'), job.clientRequestId))
+      this.nodeFailedJob(job, node, { kind: 'lost', reason: 'the chosen node went away' })
       return
     }
     job.client.trySend({ type: 'dispatched', requestId: job.clientRequestId, nodeId: node.nodeId })
@@ -308,8 +375,164 @@ export class Coordinator {
   private failNodeJobs(node: NodeEntry, reason: string): void {
     for (const job of [...this.jobs.values()]) {
       if (job.node !== node || job.status !== 'running') continue
-      const error = lullError(ErrorCode.NodeLost, `the node running this request went away (${reason}); retry it`)
-      this.finish(job, errorReply(error, job.clientRequestId))
+      this.nodeFailedJob(job, node, { kind: 'lost', reason })
+    }
+  }
+
+  /**
+   * `node` lost `job` (its link went, or it reported an error). Before the first chunk was relayed, a request that
+   * may be retried moves to another candidate that has not failed it, with no client round trip; otherwise the
+   * client gets the error: `node-lost` saying how far the answer got, or the node's own error.
+   */
+  private nodeFailedJob(
+    job: Job,
+    node: NodeEntry,
+    cause: { kind: 'lost'; reason: string } | { kind: 'error'; message: ErrorMessage },
+  ): void {
+    if (job.status !== 'running' || job.node !== node) return
+    job.node = undefined
+    job.status = 'queued'
+    node.inFlight--
+    job.failedNodes.add(node.nodeId)
+    const counters = this.registry.countersOf(node.nodeId)
+    counters.errors++
+    const why = cause.kind === 'lost' ? `node lost: ${cause.reason}` : `node reported ${cause.message.code}`
+    const retryable = cause.kind === 'lost' || isRetryableCode(cause.message.code)
+    const { candidates } = job.submit.header
+    let failure: LullError | ErrorMessage | undefined
+    if (job.cancelled) {
+      this.decide(job, 'failed', `${why}; the client had cancelled`, node.nodeId)
+      this.finish(job, undefined)
+    } else if (!retryable || job.chunksRelayed > 0 || job.attempts >= candidates.length) {
+      const limit = !retryable
+        ? 'not retryable'
+        : job.chunksRelayed > 0
+          ? `${job.chunksRelayed} chunk(s) already relayed`
+          : `all ${candidates.length} candidate(s) tried`
+      this.decide(job, 'failed', `${why}; no failover: ${limit}`, node.nodeId)
+      failure = cause.kind === 'error' ? cause.message : this.nodeLostError(job, cause.reason)
+    } else {
+      const placement = placeRequest(this.registry, job.submit.header, Math.random, job.failedNodes)
+      if (placement.kind === 'refuse') {
+        this.decide(job, 'failed', `${why}; no other candidate is connected`, node.nodeId)
+        failure = cause.kind === 'error' ? cause.message : this.nodeLostError(job, cause.reason)
+      } else {
+        counters.failovers++
+        this.failovers++
+        this.log.info(
+          { requestId: job.id, fromNodeId: node.nodeId, attempt: job.attempts + 1, reason: why },
+          'failing over before the first token',
+        )
+        if (placement.kind === 'node') {
+          this.decide(
+            job,
+            'failover',
+            `${why}; moved before the first token: ${placement.reason}`,
+            placement.node.nodeId,
+          )
+          this.dispatch(job, placement.node)
+        } else {
+          this.decide(job, 'failover', `${why}; waiting for another candidate: ${placement.reason}`, node.nodeId)
+          this.enqueue(job)
+        }
+      }
+    }
+    if (failure !== undefined) {
+      this.requestsFailed++
+      this.finish(
+        job,
+        failure instanceof Error
+          ? errorReply(failure, job.clientRequestId)
+          : { ...failure, requestId: job.clientRequestId },
+      )
+    }
+    this.drainQueue(node.modelId)
+  }
+
+  private nodeLostError(job: Job, reason: string): LullError {
+    const progress =
+      job.chunksRelayed > 0
+        ? ` after ${job.chunksRelayed} sealed chunk(s) of the answer were relayed; resume from the text received so far`
+        : ' before the first token, and no other candidate could take it; retry it'
+    return lullError(ErrorCode.NodeLost, `the node running this request went away (${reason})${progress}`)
+  }
+
+  private decide(job: Job, event: string, reason: string, nodeId?: string): void {
+    this.decisions.record(
+      { requestId: job.clientRequestId, nodeRequestId: job.id, model: job.submit.header.model },
+      event,
+      reason,
+      nodeId,
+    )
+  }
+
+  private recordTtft(ms: number): void {
+    if (this.ttftSamplesMs.length < TTFT_SAMPLES) this.ttftSamplesMs.push(ms)
+    else this.ttftSamplesMs[this.ttftNext] = ms
+    this.ttftNext = (this.ttftNext + 1) % TTFT_SAMPLES
+  }
+
+  private trimCompletions(): void {
+    const cutoff = Date.now() - 60_000
+    let drop = 0
+    while (drop < this.recentCompletionsMs.length && (this.recentCompletionsMs[drop] ?? 0) < cutoff) drop++
+    if (drop > 0) this.recentCompletionsMs.splice(0, drop)
+  }
+
+  /** The operator's view: every node and network totals. Ids, counters and times only; never a payload. */
+  status(): StatusMessage {
+    const nowMs = Date.now()
+    this.trimCompletions()
+    const nodes: StatusMessage['nodes'] = []
+    let slots = 0
+    let busySlots = 0
+    let servingNodes = 0
+    for (const node of this.registry.all()) {
+      const counters = this.registry.countersOf(node.nodeId)
+      nodes.push({
+        nodeId: node.nodeId,
+        modelId: node.modelId,
+        hardware: node.certificate.hardware,
+        benchmark: node.benchmark,
+        state: node.state,
+        slots: node.slots,
+        busySlots: node.inFlight,
+        requestsServed: counters.requestsServed,
+        errors: counters.errors,
+        failovers: counters.failovers,
+        lastSeenMs: node.lastSeenMs,
+        registeredAtMs: node.registeredAtMs,
+      })
+      slots += node.slots
+      busySlots += node.inFlight
+      if (node.state === 'serving') servingNodes++
+    }
+    const sorted = [...this.ttftSamplesMs].sort((a, b) => a - b)
+    const percentile = (p: number): number | undefined =>
+      sorted.length === 0 ? undefined : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]
+    const p50 = percentile(50)
+    const p95 = percentile(95)
+    return {
+      type: 'status',
+      nowMs,
+      coordinatorId: this.host.peerId.toString(),
+      nodes,
+      totals: {
+        nodes: nodes.length,
+        servingNodes,
+        slots,
+        busySlots,
+        queued: [...new Set([...nodes.map((node) => node.modelId), ...this.queues.keys()])].map((modelId) => ({
+          modelId,
+          depth: this.queues.get(modelId)?.length ?? 0,
+        })),
+        requestsPerMinute: this.recentCompletionsMs.length,
+        requestsServed: this.requestsServed,
+        requestsFailed: this.requestsFailed,
+        failovers: this.failovers,
+        ...(p50 === undefined ? {} : { ttftP50Ms: p50 }),
+        ...(p95 === undefined ? {} : { ttftP95Ms: p95 }),
+      },
     }
   }
 
@@ -343,18 +566,32 @@ export class Coordinator {
     const queue = this.queues.get(modelId)
     if (queue === undefined || queue.length === 0) return
     for (const job of [...queue]) {
-      const placement = placeRequest(this.registry, job.submit.header)
+      if (job.status !== 'queued') continue
+      const placement = placeRequest(this.registry, job.submit.header, Math.random, job.failedNodes)
       if (placement.kind === 'wait') continue
       this.removeFromQueue(job)
-      if (placement.kind === 'node') this.dispatch(job, placement.node)
-      else this.finish(job, errorReply(placement.error, job.clientRequestId))
+      if (job.queueTimer !== undefined) clearTimeout(job.queueTimer)
+      job.queueTimer = undefined
+      if (placement.kind === 'node') {
+        this.decide(job, 'placed', `a slot came free: ${placement.reason}`, placement.node.nodeId)
+        this.dispatch(job, placement.node)
+      } else {
+        this.decide(job, 'refused', placement.error.message)
+        if (job.failedNodes.size > 0) {
+          const error = this.nodeLostError(job, 'no other candidate is connected')
+          this.finish(job, errorReply(error, job.clientRequestId))
+        } else {
+          this.finish(job, errorReply(placement.error, job.clientRequestId))
+        }
+      }
     }
   }
 
   private evictStaleNodes(): void {
-    const cutoff = Date.now() - NODE_STALE_AFTER_MS
+    const cutoff = Date.now() - this.nodeStaleAfterMs
     for (const node of [...this.registry.all()]) {
       if (node.lastSeenMs >= cutoff) continue
+      this.log.info({ nodeId: node.nodeId, silentMs: Date.now() - node.lastSeenMs }, 'evicting a stale node')
       node.channel.abort(new Error('no heartbeat'))
       this.nodeGone(node, 'no heartbeat')
     }

@@ -25,9 +25,23 @@ export interface NodeEntry {
   channel: NodeChannel
 }
 
-/** The nodes currently registered, by id and by model. */
+/** What the coordinator counted for a node. Kept by node id, so the counts survive the node reconnecting. */
+export interface NodeCounters {
+  /** Requests the node answered to the end. */
+  requestsServed: number
+  /** Requests that failed on the node: an error it reported, or its link lost while running them. */
+  errors: number
+  /** Of those, the ones moved to another node before their first token. */
+  failovers: number
+}
+
+/** Most node ids whose counters are kept; the oldest are forgotten beyond it. */
+const MAX_COUNTED_NODES = 10_000
+
+/** The nodes currently registered, by id and by model, and the coordinator's counters for each. */
 export class Registry {
   private readonly nodes = new Map<string, NodeEntry>()
+  private readonly counters = new Map<string, NodeCounters>()
 
   get size(): number {
     return this.nodes.size
@@ -49,6 +63,22 @@ export class Registry {
     if (this.nodes.get(entry.nodeId) !== entry) return false
     this.nodes.delete(entry.nodeId)
     return true
+  }
+
+  /** The counters for `nodeId`, created at zero on first use. */
+  countersOf(nodeId: string): NodeCounters {
+    let counters = this.counters.get(nodeId)
+    if (counters === undefined) {
+      counters = { requestsServed: 0, errors: 0, failovers: 0 }
+      this.counters.set(nodeId, counters)
+      if (this.counters.size > MAX_COUNTED_NODES) {
+        for (const id of this.counters.keys()) {
+          if (this.counters.size <= MAX_COUNTED_NODES) break
+          if (!this.nodes.has(id)) this.counters.delete(id)
+        }
+      }
+    }
+    return counters
   }
 
   all(): IterableIterator<NodeEntry> {

@@ -38,7 +38,7 @@ describe('placeRequest', () => {
 
   it('never places a request on a node that is not one of its candidates', () => {
     const registry = registryOf(node('a', { inFlight: 2 }), node('b', { slots: 100 }))
-    expect(placeRequest(registry, header(['a']))).toEqual({ kind: 'wait' })
+    expect(placeRequest(registry, header(['a']))).toMatchObject({ kind: 'wait' })
   })
 
   it('skips paused and draining nodes and nodes serving another model', () => {
@@ -47,7 +47,7 @@ describe('placeRequest', () => {
       node('b', { state: 'draining' }),
       node('c', { modelId: 'other' }),
     )
-    expect(placeRequest(registry, header(['a', 'b', 'c']))).toEqual({ kind: 'wait' })
+    expect(placeRequest(registry, header(['a', 'b', 'c']))).toMatchObject({ kind: 'wait' })
   })
 
   it('breaks ties at random', () => {
@@ -70,5 +70,18 @@ describe('placeRequest', () => {
       expect(placement.error.code).toBe('no-capacity')
       expect(placement.error.isRetryable).toBe(true)
     }
+  })
+
+  it('never places a request on a node that already failed it', () => {
+    const registry = registryOf(node('a', { slots: 8 }), node('b', { inFlight: 2 }))
+    expect(placeRequest(registry, header(['a', 'b']), Math.random, new Set(['a']))).toMatchObject({ kind: 'wait' })
+    expect(placeRequest(registry, header(['a']), Math.random, new Set(['a']))).toMatchObject({
+      kind: 'refuse',
+      error: { code: 'no-capacity' },
+    })
+    expect(placeRequest(registry, header(['a', 'b']), Math.random, new Set(['b']))).toMatchObject({
+      kind: 'node',
+      node: { nodeId: 'a' },
+    })
   })
 })

@@ -1,6 +1,8 @@
 /** Protocol ids: `/lull/<role>/<version>`. */
 export const NODE_PROTOCOL = '/lull/node/1.0.0'
 export const CLIENT_PROTOCOL = '/lull/client/1.0.0'
+/** The coordinator's admin view (`lull-coordinator status`, `explain`): counters and routing metadata only. */
+export const ADMIN_PROTOCOL = '/lull/admin/1.0.0'
 
 /**
  * The largest frame any Lull peer accepts. The length prefix is checked against it before a byte of the body is

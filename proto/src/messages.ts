@@ -82,6 +82,12 @@ export const heartbeatMessage = z.object({
   type: z.literal('heartbeat'),
   busySlots: count(1024),
   state: nodeStateSchema,
+  /** Why the node is not serving (`paused` or `draining`), for the operator; never request content. */
+  reason: z.string().max(256).optional(),
+  /** Live memory the machine has free, in bytes (the certificate holds the static total). */
+  ramFreeBytes: z.number().int().min(0).optional(),
+  /** One-minute load average of the whole machine. */
+  loadAverage: z.number().finite().min(0).max(1e6).optional(),
 })
 export const dispatchMessage = z.object({
   type: z.literal('dispatch'),
@@ -177,4 +183,79 @@ export type NodeToCoordinator = z.infer<typeof NODE_TO_COORDINATOR>
 export type CoordinatorToNode = z.infer<typeof COORDINATOR_TO_NODE>
 export type ClientToCoordinator = z.infer<typeof CLIENT_TO_COORDINATOR>
 export type CoordinatorToClient = z.infer<typeof COORDINATOR_TO_CLIENT>
-export type AnyMessage = NodeToCoordinator | CoordinatorToNode | ClientToCoordinator | CoordinatorToClient
+export type AnyMessage =
+  | NodeToCoordinator
+  | CoordinatorToNode
+  | ClientToCoordinator
+  | CoordinatorToClient
+  | AdminToCoordinator
+  | CoordinatorToAdmin
+
+// Admin protocol: what `lull-coordinator status` and `explain` speak. Routing metadata and counters only: never a
+// payload, never ciphertext.
+
+export const statusRequestMessage = z.object({ type: z.literal('status-request') })
+export const statusNodeSchema = z.object({
+  nodeId: nodeIdSchema,
+  modelId: modelIdSchema,
+  hardware: hardwareSummarySchema,
+  benchmark: benchmarkSchema,
+  state: nodeStateSchema,
+  slots: count(1024),
+  busySlots: count(1_000_000),
+  requestsServed: count(Number.MAX_SAFE_INTEGER),
+  errors: count(Number.MAX_SAFE_INTEGER),
+  failovers: count(Number.MAX_SAFE_INTEGER),
+  lastSeenMs: z.number().int().min(0),
+  registeredAtMs: z.number().int().min(0),
+})
+export const statusMessage = z.object({
+  type: z.literal('status'),
+  nowMs: z.number().int().min(0),
+  coordinatorId: nodeIdSchema,
+  nodes: z.array(statusNodeSchema).max(10_000),
+  totals: z.object({
+    nodes: count(1_000_000),
+    servingNodes: count(1_000_000),
+    slots: count(Number.MAX_SAFE_INTEGER),
+    busySlots: count(Number.MAX_SAFE_INTEGER),
+    queued: z.array(z.object({ modelId: modelIdSchema, depth: count(Number.MAX_SAFE_INTEGER) })).max(1_000),
+    requestsPerMinute: count(Number.MAX_SAFE_INTEGER),
+    requestsServed: count(Number.MAX_SAFE_INTEGER),
+    requestsFailed: count(Number.MAX_SAFE_INTEGER),
+    failovers: count(Number.MAX_SAFE_INTEGER),
+    /** Time from submit to the first relayed chunk over recent requests; absent before any. */
+    ttftP50Ms: z.number().finite().min(0).optional(),
+    ttftP95Ms: z.number().finite().min(0).optional(),
+  }),
+})
+export const explainRequestMessage = z.object({ type: z.literal('explain-request'), requestId: requestIdSchema })
+export const decisionSchema = z.object({
+  atMs: z.number().int().min(0),
+  /** `placed`, `queued`, `failover`, `refused`, `finished`, `failed`, `cancelled`, … */
+  event: z.string().max(32),
+  nodeId: nodeIdSchema.optional(),
+  reason: z.string().max(MAX_ERROR_MESSAGE_CHARS),
+})
+export const explainMessage = z.object({
+  type: z.literal('explain'),
+  requestId: requestIdSchema,
+  /** The coordinator's id for the request (what nodes see), when the client's id was asked. */
+  nodeRequestId: requestIdSchema.optional(),
+  model: modelIdSchema,
+  decisions: z.array(decisionSchema).max(256),
+})
+
+export type StatusRequestMessage = z.infer<typeof statusRequestMessage>
+export type StatusNode = z.infer<typeof statusNodeSchema>
+export type StatusMessage = z.infer<typeof statusMessage>
+export type ExplainRequestMessage = z.infer<typeof explainRequestMessage>
+export type Decision = z.infer<typeof decisionSchema>
+export type ExplainMessage = z.infer<typeof explainMessage>
+
+/** What a coordinator accepts on {@link ADMIN_PROTOCOL}. */
+export const ADMIN_TO_COORDINATOR = z.discriminatedUnion('type', [statusRequestMessage, explainRequestMessage])
+/** What an admin client accepts from the coordinator. */
+export const COORDINATOR_TO_ADMIN = z.discriminatedUnion('type', [statusMessage, explainMessage, errorMessage])
+export type AdminToCoordinator = z.infer<typeof ADMIN_TO_COORDINATOR>
+export type CoordinatorToAdmin = z.infer<typeof COORDINATOR_TO_ADMIN>
