@@ -1,11 +1,14 @@
 #!/usr/bin/env node
 import '@lull/proto/polyfill'
-import { availableParallelism, homedir } from 'node:os'
+import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { Command, InvalidArgumentError } from 'commander'
 import { DEFAULT_SLOTS } from './constants.js'
+import { defaultThreads } from './hardware.js'
+import { DEFAULT_GRACE_MS, type IdleMode, parseIdleMode } from './idle-policy.js'
 import { createLogger } from './logger.js'
 import { LullNode } from './lull-node.js'
+import { formatStatus, readStatusFile } from './node-status.js'
 
 function positiveInteger(value: string): number {
   const parsed = Number(value)
@@ -13,8 +16,21 @@ function positiveInteger(value: string): number {
   return parsed
 }
 
-/** Half the logical cores (about the physical ones), at least one: leaves the owner's machine responsive. */
-const DEFAULT_THREADS = Math.max(1, Math.floor(availableParallelism() / 2))
+function nonNegativeInteger(value: string): number {
+  const parsed = Number(value)
+  if (!Number.isInteger(parsed) || parsed < 0) throw new InvalidArgumentError('expected a whole number of at least 0')
+  return parsed
+}
+
+function idleMode(value: string): IdleMode | string {
+  try {
+    return parseIdleMode(value)
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message)
+  }
+}
+
+const DEFAULT_DATA_DIR = join(homedir(), '.lull', 'node')
 
 const program = new Command()
   .name('lull-node')
@@ -32,8 +48,20 @@ program
     'refuse the model unless its SHA-256 is this (also confirms a file you replaced on purpose)',
   )
   .option('--slots <n>', 'requests served at once (parallel sequences)', positiveInteger, DEFAULT_SLOTS)
-  .option('--threads <n>', 'CPU threads for the engine', positiveInteger, DEFAULT_THREADS)
-  .option('--data-dir <dir>', 'identity key and generated models', join(homedir(), '.lull', 'node'))
+  .option('--threads <n>', 'CPU threads for the engine (default: one per physical core)', positiveInteger)
+  .option(
+    '--when <when>',
+    'when to serve: idle (no keyboard or mouse input for 2 minutes, on AC power, cool, CPU otherwise quiet), always, or a local-time window HH:MM-HH:MM',
+    idleMode,
+    'idle',
+  )
+  .option(
+    '--grace-ms <ms>',
+    'when the owner returns, how long requests already running may finish before they are handed back',
+    nonNegativeInteger,
+    DEFAULT_GRACE_MS,
+  )
+  .option('--data-dir <dir>', 'identity key, generated models and status file', DEFAULT_DATA_DIR)
   .option('--log-level <level>', 'fatal, error, warn, info, debug or trace', process.env.LULL_LOG_LEVEL ?? 'info')
   .action(
     async (options: {
@@ -41,7 +69,9 @@ program
       model: string
       modelSha256?: string
       slots: number
-      threads: number
+      threads?: number
+      when: IdleMode | string
+      graceMs: number
       dataDir: string
       logLevel: string
     }) => {
@@ -61,7 +91,9 @@ program
           model: options.model,
           ...(options.modelSha256 === undefined ? {} : { modelSha256: options.modelSha256 }),
           slots: options.slots,
-          threads: options.threads,
+          threads: options.threads ?? (await defaultThreads()),
+          when: options.when,
+          graceMs: options.graceMs,
           dataDir: options.dataDir,
           logger,
           signal: controller.signal,
@@ -72,9 +104,30 @@ program
         process.exit(1)
       }
       process.stdout.write(
-        `lull-node ${node.nodeId} serving ${node.model.id} (${node.slots} slots, ${Math.round(node.benchmark.decodeTokensPerSecond)} tokens/s)\n`,
+        `lull-node ${node.nodeId} ${node.state === 'serving' ? 'serving' : `${node.idleStatus.state}${node.idleStatus.reason === undefined ? '' : ` (${node.idleStatus.reason})`}, will serve`} ${node.model.id} (${node.slots} slots, ${Math.round(node.benchmark.decodeTokensPerSecond)} tokens/s)\n`,
       )
     },
   )
+
+program
+  .command('status')
+  .description('show the local node: state and why, idle signals, model, slots, requests served (never any payload)')
+  .option('--data-dir <dir>', 'the data dir of the node to show', DEFAULT_DATA_DIR)
+  .option('--json', 'print the status as JSON')
+  .action(async (options: { dataDir: string; json?: boolean }) => {
+    const lookup = await readStatusFile(options.dataDir)
+    if (lookup.kind === 'missing') {
+      if (options.json) process.stdout.write(`${JSON.stringify({ running: false, path: lookup.path })}\n`)
+      else process.stderr.write(`lull-node: no node has run with data dir ${options.dataDir} (no ${lookup.path})\n`)
+      process.exitCode = 3
+      return
+    }
+    if (options.json) {
+      process.stdout.write(`${JSON.stringify({ running: lookup.running, ...lookup.report }, null, 2)}\n`)
+    } else {
+      process.stdout.write(formatStatus(lookup.report, lookup.running))
+    }
+    if (!lookup.running) process.exitCode = 3
+  })
 
 await program.parseAsync(process.argv)

@@ -5,10 +5,10 @@ import {
   type DispatchMessage,
   ErrorCode,
   HEARTBEAT_INTERVAL_MS,
+  type HeartbeatMessage,
   MAX_NODE_LINK_STREAMS,
   MessageChannel,
   NODE_PROTOCOL,
-  type NodeState,
   type NodeToCoordinator,
   type RegisterMessage,
 } from '@lull/proto'
@@ -23,8 +23,8 @@ export interface CoordinatorLinkComponents {
   logger: Logger
   /** The registration to send on every (re)connect. */
   registration: () => RegisterMessage
-  /** Live load for heartbeats. */
-  load: () => { busySlots: number; state: NodeState }
+  /** Live load and state for heartbeats. */
+  load: () => Omit<HeartbeatMessage, 'type'>
   onDispatch: (message: DispatchMessage) => void
   onCancel: (requestId: string) => void
   /** The link dropped: requests in flight can no longer be answered. */
@@ -71,8 +71,7 @@ export class CoordinatorLink {
   }
 
   sendHeartbeat(): void {
-    const { busySlots, state } = this.#components.load()
-    this.send({ type: 'heartbeat', busySlots, state })
+    this.send({ type: 'heartbeat', ...this.#components.load() })
   }
 
   async stop(): Promise<void> {
@@ -141,6 +140,8 @@ export class CoordinatorLink {
               onRegistered()
               logger.info({ nodeId: message.nodeId }, 'registered with coordinator')
               heartbeat = setInterval(() => this.sendHeartbeat(), HEARTBEAT_INTERVAL_MS)
+              // The coordinator learns the node's state (it may be paused) at once, not after the first interval.
+              this.sendHeartbeat()
               this.#registered.resolve()
             }
             break

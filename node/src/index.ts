@@ -4,8 +4,11 @@
  */
 export * from './constants.js'
 export * from './engine/index.js'
-export { describeHardware } from './hardware.js'
+export { defaultThreads, describeCpu, describeHardware, type LiveHardware, liveHardware } from './hardware.js'
+export * from './idle-policy.js'
+export { SystemIdleSignals } from './idle-signals.js'
 export { createLogger, type Logger } from './logger.js'
 export { LullNode, type LullNodeOptions, type NodeStats } from './lull-node.js'
 export * from './model/index.js'
+export * from './node-status.js'
 export * from './replay-guard.js'

@@ -4,18 +4,34 @@ import {
   type Benchmark,
   createLullHost,
   type DispatchMessage,
+  ErrorCode,
   type HardwareSummary,
+  type HeartbeatMessage,
+  LullError,
   loadOrCreateIdentity,
   type NodeCertificate,
+  type NodeState,
   type RegisterMessage,
 } from '@lull/proto'
 import { DEFAULT_SLOTS } from './constants.js'
 import { CoordinatorLink } from './coordinator-link.js'
 import { Engine } from './engine/index.js'
-import { describeHardware } from './hardware.js'
+import { describeHardware, liveHardware } from './hardware.js'
+import {
+  type Clock,
+  type IdleMode,
+  IdlePolicy,
+  type IdleSignalSource,
+  type IdleThresholds,
+  type PolicyState,
+  type PolicyStatus,
+  parseIdleMode,
+} from './idle-policy.js'
+import { SystemIdleSignals } from './idle-signals.js'
 import { KeyRing } from './key-ring.js'
 import { createLogger, type Logger } from './logger.js'
 import { prepareModel, type ResolvedModel } from './model/index.js'
+import { type NodeStatusReport, STATUS_INTERVAL_MS, writeStatusFile } from './node-status.js'
 import { ReplayGuard } from './replay-guard.js'
 import { runDispatch } from './request-runner.js'
 
@@ -41,6 +57,25 @@ export interface LullNodeOptions {
   keyRotationIntervalMs?: number
   /** How long a replaced key still opens requests. @default KEY_OVERLAP_MS (1 h) */
   keyOverlapMs?: number
+  /**
+   * When to serve: `idle` (the owner is away), `always`, or `HH:MM-HH:MM` (local time). The library defaults to
+   * `always`; the `lull-node` CLI defaults to `idle`.
+   * @default 'always'
+   */
+  when?: IdleMode | string
+  /** How long in-flight requests may finish after the node pauses before they are cancelled. @default DEFAULT_GRACE_MS */
+  graceMs?: number
+  /** Where the idle signals come from. @default SystemIdleSignals (this machine) */
+  idleSignals?: IdleSignalSource
+  /** How often the idle signals are read. @default IDLE_POLL_INTERVAL_MS */
+  idlePollIntervalMs?: number
+  idleThresholds?: IdleThresholds
+  /** Time for the idle policy (tests). */
+  clock?: Clock
+  /** Write `status.json` in the data dir for `lull-node status`. @default true */
+  statusFile?: boolean
+  /** How often the status file is rewritten. @default STATUS_INTERVAL_MS */
+  statusIntervalMs?: number
   logger?: Logger
   signal?: AbortSignal
 }
@@ -52,6 +87,8 @@ export interface NodeStats {
   requestsCancelled: number
   requestsFailed: number
   outputTokens: number
+  /** Dispatches refused because the node was not serving (paused or draining) when they arrived. */
+  requestsRefused: number
 }
 
 /**
@@ -73,7 +110,22 @@ export class LullNode implements AsyncDisposable {
   readonly #replayGuard: ReplayGuard
   #rotationTimer: NodeJS.Timeout | undefined
   #stopped = false
-  readonly #stats: NodeStats = { requestsServed: 0, requestsCancelled: 0, requestsFailed: 0, outputTokens: 0 }
+  readonly #policy: IdlePolicy
+  readonly #when: string
+  readonly #dataDir: string
+  readonly #coordinator: string
+  readonly #startedAtMs = Date.now()
+  readonly #statusFile: boolean
+  readonly #statusIntervalMs: number
+  #statusTimer: NodeJS.Timeout | undefined
+  #statusWrite: Promise<void> = Promise.resolve()
+  readonly #stats: NodeStats = {
+    requestsServed: 0,
+    requestsCancelled: 0,
+    requestsFailed: 0,
+    outputTokens: 0,
+    requestsRefused: 0,
+  }
 
   private constructor(init: {
     nodeId: string
@@ -86,7 +138,16 @@ export class LullNode implements AsyncDisposable {
     keys: KeyRing
     replayGuard: ReplayGuard
     coordinator: string
+    options: LullNodeOptions
   }) {
+    const { options } = init
+    const mode =
+      typeof options.when === 'string' ? parseIdleMode(options.when) : (options.when ?? { kind: 'always' as const })
+    this.#when = mode.kind === 'window' ? mode.text : mode.kind
+    this.#dataDir = options.dataDir
+    this.#coordinator = init.coordinator
+    this.#statusFile = options.statusFile ?? true
+    this.#statusIntervalMs = options.statusIntervalMs ?? STATUS_INTERVAL_MS
     this.nodeId = init.nodeId
     this.model = init.model
     this.#engine = init.engine
@@ -101,12 +162,28 @@ export class LullNode implements AsyncDisposable {
       host: init.host,
       logger: init.logger,
       registration: () => this.#registration(),
-      load: () => ({ busySlots: this.#engine.busySlots, state: 'serving' }),
+      load: () => this.#heartbeat(),
       onDispatch: (message) => this.#onDispatch(message),
       onCancel: (requestId) => this.#inFlight.get(requestId)?.abort(),
       onDisconnect: () => {
         for (const controller of this.#inFlight.values()) controller.abort()
       },
+    })
+    this.#policy = new IdlePolicy({
+      mode,
+      source: options.idleSignals ?? new SystemIdleSignals(),
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
+      ...(options.graceMs === undefined ? {} : { graceMs: options.graceMs }),
+      ...(options.idlePollIntervalMs === undefined ? {} : { pollIntervalMs: options.idlePollIntervalMs }),
+      ...(options.idleThresholds === undefined ? {} : { thresholds: options.idleThresholds }),
+      inFlight: () => this.#inFlight.size,
+      cancelInFlight: (reason) => {
+        this.#logger.info({ inFlight: this.#inFlight.size, reason }, 'grace period over; handing requests back')
+        const error = new LullError(ErrorCode.NodeLost, `the node paused (${reason}); request handed back`)
+        for (const controller of this.#inFlight.values()) controller.abort(error)
+      },
+      onChange: (status) => this.#onStateChange(status),
+      onError: (error) => this.#logger.warn({ err: { name: (error as Error).name } }, 'idle signals failed'),
     })
   }
 
@@ -129,10 +206,11 @@ export class LullNode implements AsyncDisposable {
       signal === undefined ? {} : { signal },
     )
     let host: Libp2p | undefined
+    let started: LullNode | undefined
     try {
       const benchmark = await engine.benchmark(signal === undefined ? {} : { signal })
       logger.info(benchmark, 'benchmark measured')
-      const hardware = describeHardware(engine.gpu, engine.vramTotalBytes)
+      const hardware = await describeHardware(engine.gpu, engine.vramTotalBytes)
       const keys = await KeyRing.create({
         identity,
         nodeId,
@@ -154,11 +232,17 @@ export class LullNode implements AsyncDisposable {
         keys,
         replayGuard: new ReplayGuard(options.replayWindowMs === undefined ? {} : { windowMs: options.replayWindowMs }),
         coordinator: options.coordinator,
+        options,
       })
+      started = node
+      await node.#policy.start()
+      for (const note of node.#policy.notes) logger.warn(note)
       await node.#link.start(signal === undefined ? {} : { signal })
       node.#scheduleRotation()
+      node.#scheduleStatus()
       return node
     } catch (error) {
+      if (started !== undefined) started.#policy.stop()
       await host?.stop()
       await engine.dispose()
       throw error
@@ -167,6 +251,47 @@ export class LullNode implements AsyncDisposable {
 
   get busySlots(): number {
     return this.#engine.busySlots
+  }
+
+  /** The idle policy's state: serving, paused (reason), draining (reason) or offline; and the latest signals. */
+  get idleStatus(): PolicyStatus {
+    return this.#policy.status
+  }
+
+  get state(): PolicyState {
+    return this.#policy.state
+  }
+
+  /** Reads the idle signals now and applies the decision (the node also does this on its own every second). */
+  checkIdle(): Promise<void> {
+    return this.#policy.poll()
+  }
+
+  /** What `lull-node status` shows. Counts and states only. */
+  get statusReport(): NodeStatusReport {
+    const now = Date.now()
+    const policy = this.#policy.status
+    return {
+      version: 1,
+      pid: process.pid,
+      nodeId: this.nodeId,
+      agent: AGENT,
+      startedAtMs: this.#startedAtMs,
+      updatedAtMs: now,
+      uptimeMs: now - this.#startedAtMs,
+      state: policy.state,
+      ...(policy.reason === undefined ? {} : { reason: policy.reason }),
+      stateSinceMs: policy.sinceMs,
+      when: this.#when,
+      graceMs: this.#policy.graceMs,
+      signals: policy.signals,
+      notes: [...this.#policy.notes],
+      model: { id: this.model.id, sha256: this.model.sha256 },
+      slots: { total: this.slots, busy: this.#engine.busySlots },
+      stats: { ...this.#stats },
+      coordinator: { address: this.#coordinator, connected: this.#link.connected },
+      hardware: { ...this.hardware, ...liveHardware() },
+    }
   }
 
   /** Counters since start. Counts only: nothing about what was asked or answered. */
@@ -192,8 +317,11 @@ export class LullNode implements AsyncDisposable {
     if (this.#stopped) return
     this.#stopped = true
     clearTimeout(this.#rotationTimer)
+    clearTimeout(this.#statusTimer)
+    this.#policy.stop()
     for (const controller of this.#inFlight.values()) controller.abort()
     await this.#link.stop()
+    await this.#writeStatus()
     await this.#host.stop()
     await this.#engine.dispose()
     this.#keys.dispose()
@@ -213,6 +341,46 @@ export class LullNode implements AsyncDisposable {
     }
   }
 
+  #heartbeat(): Omit<HeartbeatMessage, 'type'> {
+    const { state, reason } = this.#policy.status
+    // offline is local only: a node going offline tells the coordinator it is paused, then drops the link.
+    const wireState: NodeState = state === 'offline' ? 'paused' : state
+    return {
+      busySlots: this.#engine.busySlots,
+      state: wireState,
+      ...(reason === undefined ? {} : { reason: reason.slice(0, 256) }),
+      ...liveHardware(),
+    }
+  }
+
+  #onStateChange(status: PolicyStatus): void {
+    this.#logger.info({ state: status.state, reason: status.reason }, 'node state changed')
+    // The coordinator hears of every change at once, not at the next periodic heartbeat.
+    this.#link.sendHeartbeat()
+    void this.#writeStatus()
+  }
+
+  #scheduleStatus(): void {
+    if (!this.#statusFile) return
+    void this.#writeStatus()
+    this.#statusTimer = setInterval(() => void this.#writeStatus(), this.#statusIntervalMs)
+    this.#statusTimer.unref()
+  }
+
+  /** Status writes run one after another; a failed write is logged and the next one tries again. */
+  #writeStatus(): Promise<void> {
+    if (!this.#statusFile) return Promise.resolve()
+    this.#statusWrite = this.#statusWrite
+      .then(() => writeStatusFile(this.#dataDir, this.statusReport))
+      .catch((error: unknown) =>
+        this.#logger.warn(
+          { err: { name: (error as Error).name, code: (error as NodeJS.ErrnoException).code } },
+          'status file not written',
+        ),
+      )
+    return this.#statusWrite
+  }
+
   #scheduleRotation(): void {
     this.#rotationTimer = setTimeout(() => {
       if (this.#stopped) return
@@ -227,6 +395,18 @@ export class LullNode implements AsyncDisposable {
 
   #onDispatch(message: DispatchMessage): void {
     if (this.#inFlight.has(message.requestId)) return
+    if (!this.#policy.accepting) {
+      // The coordinator had not yet heard that this node stopped serving: hand the request straight back.
+      const { state, reason } = this.#policy.status
+      this.#stats.requestsRefused++
+      this.#link.send({
+        type: 'error',
+        requestId: message.requestId,
+        code: ErrorCode.NoCapacity,
+        message: `this node is ${state}${reason === undefined ? '' : ` (${reason})`}`,
+      })
+      return
+    }
     const controller = new AbortController()
     this.#inFlight.set(message.requestId, controller)
     const components = {
@@ -252,6 +432,7 @@ export class LullNode implements AsyncDisposable {
       .finally(() => {
         this.#inFlight.delete(message.requestId)
         this.#link.sendHeartbeat()
+        this.#policy.requestFinished()
       })
   }
 }

@@ -107,6 +107,9 @@ export async function runDispatch(
       { signal },
     )
     if (timer !== undefined) clearTimeout(timer)
+    // Cancelled by the node itself (its owner returned and the grace period ran out): not a finished answer but
+    // one handed back, reported as a retryable error so the coordinator and client can fail it over.
+    if (result.finishReason === 'cancelled' && signal.reason instanceof LullError) throw signal.reason
     const usage = { promptTokens: result.promptTokens, outputTokens: result.outputTokens }
     sendPiece({ text: pending, finish: { reason: result.finishReason, ...usage } }, true)
     outcome = { kind: 'served', finishReason: result.finishReason, outputTokens: usage.outputTokens }

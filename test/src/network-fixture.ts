@@ -3,13 +3,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { LullClient } from '@lull/client-sdk'
 import { Coordinator, createLogger as createCoordinatorLogger } from '@lull/coordinator'
-import { createLogger as createNodeLogger, LullNode } from '@lull/node'
+import { createLogger as createNodeLogger, LullNode, type LullNodeOptions } from '@lull/node'
 import type { FrameObserver } from '@lull/proto'
 
 export interface TestNetworkOptions {
   nodes?: number
   slots?: number
   frameObserver?: FrameObserver
+  /** Extra options for node `index` (idle policy, injected signals, …); they override the fixture's. */
+  nodeOptions?: (index: number) => Partial<LullNodeOptions>
 }
 
 export interface TestNetwork {
@@ -51,6 +53,7 @@ export async function startTestNetwork(options: TestNetworkOptions = {}): Promis
           slots: options.slots ?? 2,
           threads: 1,
           logger: createNodeLogger('silent'),
+          ...options.nodeOptions?.(index),
         }),
       )
     }
