@@ -3,6 +3,7 @@ import '@lull/proto/polyfill'
 import { Command, InvalidArgumentError } from 'commander'
 import { LullClient } from './client.js'
 import { LullError } from './errors.js'
+import { createProxyServer, DEFAULT_PROXY_PORT } from './openai-proxy.js'
 
 const COORDINATOR_HELP = 'coordinator multiaddr (ends in /p2p/<id>); also read from LULL_COORDINATOR'
 
@@ -122,6 +123,31 @@ program
     } finally {
       await client.close()
     }
+  })
+
+program
+  .command('proxy')
+  .description(
+    'serve the OpenAI API on 127.0.0.1 (/v1/models, /v1/chat/completions, /v1/completions); requests are sealed here, so prompts leave this machine encrypted',
+  )
+  .option('--coordinator <multiaddr>', COORDINATOR_HELP)
+  .option('--api-key <key>', 'the key the coordinator knows you by; also read from LULL_API_KEY')
+  .option('--port <n>', 'port on 127.0.0.1 (0 picks a free one)', integer, DEFAULT_PROXY_PORT)
+  .action(async (options: { coordinator?: string; apiKey?: string; port: number }) => {
+    const apiKey = options.apiKey ?? (process.env.LULL_API_KEY || undefined)
+    const proxy = await createProxyServer({
+      coordinator: coordinatorFrom(options),
+      ...(apiKey === undefined ? {} : { apiKey }),
+      port: options.port,
+    }).catch((error: Error) => fail(error.message))
+    process.stdout.write(
+      `lull proxy listening on ${proxy.baseUrl}\nPoint any OpenAI client at it, e.g. OPENAI_BASE_URL=${proxy.baseUrl} OPENAI_API_KEY=unused\n`,
+    )
+    const stop = (): void => {
+      void proxy.close().then(() => process.exit(0))
+    }
+    process.once('SIGINT', stop)
+    process.once('SIGTERM', stop)
   })
 
 await program.parseAsync(process.argv)

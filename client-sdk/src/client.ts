@@ -27,7 +27,8 @@ import {
 import { multiaddr } from '@multiformats/multiaddr'
 import { chooseCandidates, type ModelInfo, verifiedModels } from './catalogue.js'
 import { type ChatEvent, ChatStream } from './chat-stream.js'
-import { AbortError, ConnectionError, ModelNotFoundError } from './errors.js'
+import { AbortError, ConnectionError, ModelNotFoundError, TimeoutError } from './errors.js'
+import { DEFAULT_MAX_RETRIES, type RetryInfo, withRetries } from './internal/retry-policy.js'
 
 export interface LullClientOptions {
   /** The coordinator's multiaddr, ending in `/p2p/<peer id>`. */
@@ -54,6 +55,14 @@ export interface LullClientOptions {
    * @default 10000
    */
   timeoutMs?: number
+  /**
+   * Retries of a request that fails retryably (`isRetryable`) before its first token, with exponential backoff and
+   * jitter, or after the retry-after hint an error carries. Each retry fetches the catalogue again and seals anew.
+   * @default 2
+   */
+  maxRetries?: number
+  /** Called before each retry: for logging. */
+  onRetry?: (info: RetryInfo) => void
 }
 
 export interface ChatOptions {
@@ -68,6 +77,18 @@ export interface ChatOptions {
   seed?: number
   stop?: string[]
   signal?: AbortSignal
+  /** Overrides the client's `maxRetries` for this request. */
+  maxRetries?: number
+  /**
+   * Deadline for the whole request in ms, retries included. When it passes, the request is cancelled upstream and
+   * fails with `TimeoutError`. No deadline when omitted.
+   */
+  timeoutMs?: number
+}
+
+/** A plain-text prompt, sent as a single user message (no chat template of its own). */
+export interface CompleteOptions extends Omit<ChatOptions, 'messages'> {
+  prompt: string
 }
 
 const DEFAULT_CATALOGUE_MAX_AGE_MS = 2_000
@@ -83,6 +104,8 @@ export class LullClient implements AsyncDisposable {
   readonly #timeoutMs: number
   readonly #trustedNodes: ReadonlySet<string> | undefined
   readonly #catalogueMaxAgeMs: number
+  readonly #maxRetries: number
+  readonly #onRetry: ((info: RetryInfo) => void) | undefined
   #catalogue: { models: ModelInfo[]; fetchedAtMs: number } | undefined
 
   private constructor(host: Libp2p, options: LullClientOptions) {
@@ -91,6 +114,8 @@ export class LullClient implements AsyncDisposable {
     this.#candidates = options.candidates ?? DEFAULT_CANDIDATES
     this.#timeoutMs = options.timeoutMs ?? 10_000
     this.#catalogueMaxAgeMs = options.catalogueMaxAgeMs ?? DEFAULT_CATALOGUE_MAX_AGE_MS
+    this.#maxRetries = options.maxRetries ?? DEFAULT_MAX_RETRIES
+    this.#onRetry = options.onRetry
     this.#trustedNodes = options.trustedNodes === undefined ? undefined : new Set(options.trustedNodes)
   }
 
@@ -147,7 +172,16 @@ export class LullClient implements AsyncDisposable {
 
   /** Starts a chat request. Nothing is sent until the stream is iterated (or `final()` called). */
   chat(options: ChatOptions): ChatStream {
-    return new ChatStream(this.#run(options))
+    return new ChatStream(this.#runWithRetries(options))
+  }
+
+  /**
+   * Starts a completion of a plain-text prompt. The prompt travels as a single user message, so the node applies
+   * the model's chat template; the events and `final()` are the same as `chat`'s.
+   */
+  complete(options: CompleteOptions): ChatStream {
+    const { prompt, ...rest } = options
+    return this.chat({ ...rest, messages: [{ role: 'user', content: prompt }] })
   }
 
   async close(): Promise<void> {
@@ -156,6 +190,29 @@ export class LullClient implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close()
+  }
+
+  async *#runWithRetries(options: ChatOptions): AsyncGenerator<ChatEvent> {
+    const signal = options.timeoutMs === undefined ? options.signal : withTimeout(options.signal, options.timeoutMs)
+    try {
+      yield* withRetries(() => this.#run({ ...options, ...(signal === undefined ? {} : { signal }) }), {
+        maxRetries: options.maxRetries ?? this.#maxRetries,
+        signal,
+        onRetry: (info) => {
+          // The failure may come from a stale catalogue (a candidate left): look again before re-sealing.
+          this.#catalogue = undefined
+          this.#onRetry?.(info)
+        },
+      })
+    } catch (error) {
+      if (options.signal?.aborted) throw error instanceof AbortError ? error : new AbortError()
+      if (signal?.aborted) {
+        throw new TimeoutError(`no complete answer within ${options.timeoutMs} ms; the request was cancelled`, {
+          ...(error instanceof LullError && error.requestId !== undefined ? { requestId: error.requestId } : {}),
+        })
+      }
+      throw error
+    }
   }
 
   async *#run(options: ChatOptions): AsyncGenerator<ChatEvent> {

@@ -33,3 +33,11 @@ export class AbortError extends LullError {
     super(ErrorCode.Cancelled, message, options)
   }
 }
+
+/** The request's `timeoutMs` passed before the answer ended; the request was cancelled upstream. */
+export class TimeoutError extends LullError {
+  override name = 'TimeoutError'
+  constructor(message: string, options: { requestId?: string } = {}) {
+    super(ErrorCode.Timeout, message, { ...options, isRetryable: false })
+  }
+}

@@ -10,5 +10,14 @@
  */
 export type { ModelInfo, NodeInfo } from './catalogue.js'
 export { type ChatEvent, type ChatResult, ChatStream, type FinishEvent, type TextDeltaEvent } from './chat-stream.js'
-export { type ChatOptions, LullClient, type LullClientOptions } from './client.js'
+export { type ChatOptions, type CompleteOptions, LullClient, type LullClientOptions } from './client.js'
 export * from './errors.js'
+export { DEFAULT_MAX_RETRIES, type RetryInfo } from './internal/retry-policy.js'
+export {
+  createProxyServer,
+  DEFAULT_PROXY_MAX_BODY_BYTES,
+  DEFAULT_PROXY_PORT,
+  type ProxyClient,
+  type ProxyServer,
+  type ProxyServerOptions,
+} from './openai-proxy.js'
