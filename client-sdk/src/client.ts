@@ -287,7 +287,7 @@ export class LullClient implements AsyncDisposable {
             yield { type: 'finish', finishReason: finish.reason, usage: finish.usage, nodeId, requestId }
             return
           case 'error':
-            throw errorFromWire(message.code, message.message, requestId)
+            throw errorFromWire(message.code, message.message, requestId, message.retryAfterMs)
           case 'catalogue':
             break
         }

@@ -11,7 +11,7 @@ import {
   type ErrorMessage,
   type FrameObserver,
   isRetryableCode,
-  type LullError,
+  LullError,
   loadOrCreateIdentity,
   MAX_CLIENT_STREAMS_PER_CONNECTION,
   MAX_NODE_LINK_STREAMS,
@@ -30,6 +30,7 @@ import {
   EVICTION_INTERVAL_MS,
   MAX_QUEUED_REQUESTS_PER_MODEL,
   NODE_STALE_AFTER_MS,
+  OVERLOADED_RETRY_AFTER_MS,
   QUEUE_TIMEOUT_MS,
 } from './constants.js'
 import { DecisionLog } from './decision-log.js'
@@ -53,6 +54,11 @@ export interface CoordinatorOptions {
   frameObserver?: FrameObserver
   /** A node not heard from for this long is evicted. @default NODE_STALE_AFTER_MS */
   nodeStaleAfterMs?: number
+  /**
+   * Requests that may wait for a free slot, per model; past it new requests are refused as `overloaded`.
+   * @default MAX_QUEUED_REQUESTS_PER_MODEL (1,024)
+   */
+  maxQueuedRequestsPerModel?: number
   /** How often stale nodes are looked for. @default EVICTION_INTERVAL_MS */
   evictionIntervalMs?: number
 }
@@ -96,6 +102,7 @@ export class Coordinator {
   private readonly queues = new Map<string, Job[]>()
   private readonly evictionTimer: NodeJS.Timeout
   private readonly nodeStaleAfterMs: number
+  private readonly maxQueuedRequestsPerModel: number
   private stopped = false
   // Network totals for the admin view.
   private requestsServed = 0
@@ -111,6 +118,7 @@ export class Coordinator {
     this.frameObserver = options.frameObserver
     this.open = options.open
     this.nodeStaleAfterMs = options.nodeStaleAfterMs ?? NODE_STALE_AFTER_MS
+    this.maxQueuedRequestsPerModel = options.maxQueuedRequestsPerModel ?? MAX_QUEUED_REQUESTS_PER_MODEL
     this.evictionTimer = setInterval(() => this.evictStaleNodes(), options.evictionIntervalMs ?? EVICTION_INTERVAL_MS)
     this.evictionTimer.unref()
   }
@@ -538,8 +546,12 @@ export class Coordinator {
 
   private enqueue(job: Job): void {
     const queue = this.queues.get(job.submit.header.model) ?? []
-    if (queue.length >= MAX_QUEUED_REQUESTS_PER_MODEL) {
-      const error = lullError(ErrorCode.NoCapacity, 'the queue for this model is full; retry later')
+    if (queue.length >= this.maxQueuedRequestsPerModel) {
+      const error = new LullError(
+        ErrorCode.Overloaded,
+        `the network is saturated: ${queue.length} requests already wait for this model; retry after ${OVERLOADED_RETRY_AFTER_MS} ms`,
+        { retryAfterMs: OVERLOADED_RETRY_AFTER_MS },
+      )
       this.finish(job, errorReply(error, job.clientRequestId))
       return
     }

@@ -11,5 +11,6 @@ export function errorReply(error: LullError, requestId?: string): ErrorMessage {
     code: error.code,
     message: error.message,
     ...(requestId === undefined ? {} : { requestId }),
+    ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
   }
 }

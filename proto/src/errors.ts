@@ -23,6 +23,8 @@ export const ErrorCode = {
   StreamTruncated: 'stream-truncated',
   /** No node serving the requested model is registered. */
   ModelNotFound: 'model-not-found',
+  /** The model's queue is full: the network is saturated. Carries `retryAfterMs`. */
+  Overloaded: 'overloaded',
   /** None of the request's candidate nodes can take it now. */
   NoCapacity: 'no-capacity',
   /** The node running the request went away. */
@@ -43,6 +45,7 @@ export const ErrorCode = {
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
 
 const RETRYABLE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  ErrorCode.Overloaded,
   ErrorCode.NoCapacity,
   ErrorCode.NodeLost,
   ErrorCode.Timeout,
@@ -63,6 +66,8 @@ export interface LullErrorOptions {
   cause?: unknown
   requestId?: string
   isRetryable?: boolean
+  /** How long the sender suggests waiting before a retry. */
+  retryAfterMs?: number
 }
 
 /** Base class of every Lull error. */
@@ -71,12 +76,15 @@ export class LullError extends Error {
   readonly code: ErrorCode
   readonly isRetryable: boolean
   readonly requestId: string | undefined
+  /** How long the sender suggests waiting before a retry, when it said. */
+  readonly retryAfterMs: number | undefined
 
   constructor(code: ErrorCode, message: string, options: LullErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.code = code
     this.isRetryable = options.isRetryable ?? isRetryableCode(code)
     this.requestId = options.requestId
+    this.retryAfterMs = options.retryAfterMs
   }
 }
 
@@ -129,17 +137,21 @@ export class RemoteError extends LullError {
 }
 
 /** Rebuilds a typed error from a wire error message. */
-export function errorFromWire(code: ErrorCode, message: string, requestId?: string): LullError {
+export function errorFromWire(code: ErrorCode, message: string, requestId?: string, retryAfterMs?: number): LullError {
+  const options: LullErrorOptions = {
+    ...(requestId === undefined ? {} : { requestId }),
+    ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+  }
   switch (code) {
     case ErrorCode.MalformedMessage:
-      return new MalformedMessageError(message, { requestId })
+      return new MalformedMessageError(message, options)
     case ErrorCode.DecryptionFailed:
-      return new DecryptionError(message, { requestId })
+      return new DecryptionError(message, options)
     case ErrorCode.NotARecipient:
-      return new NotARecipientError(message, { requestId })
+      return new NotARecipientError(message, options)
     case ErrorCode.StreamTruncated:
-      return new StreamTruncatedError(message, { requestId })
+      return new StreamTruncatedError(message, options)
     default:
-      return new RemoteError(code, message, { requestId })
+      return new RemoteError(code, message, options)
   }
 }

@@ -107,6 +107,8 @@ export const errorMessage = z.object({
   requestId: requestIdSchema.optional(),
   code: errorCodeSchema,
   message: z.string().max(MAX_ERROR_MESSAGE_CHARS),
+  /** How long the sender suggests waiting before retrying (with `overloaded`). */
+  retryAfterMs: z.number().int().min(0).max(3_600_000).optional(),
 })
 export const catalogueRequestMessage = z.object({ type: z.literal('catalogue-request') })
 export const catalogueNodeSchema = z.object({

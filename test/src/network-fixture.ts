@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { LullClient } from '@lull/client-sdk'
-import { Coordinator, createLogger as createCoordinatorLogger } from '@lull/coordinator'
+import { Coordinator, type CoordinatorOptions, createLogger as createCoordinatorLogger } from '@lull/coordinator'
 import { createLogger as createNodeLogger, LullNode, type LullNodeOptions } from '@lull/node'
 import type { FrameObserver } from '@lull/proto'
 
@@ -12,6 +12,8 @@ export interface TestNetworkOptions {
   frameObserver?: FrameObserver
   /** Extra options for node `index` (idle policy, injected signals, …); they override the fixture's. */
   nodeOptions?: (index: number) => Partial<LullNodeOptions>
+  /** Extra coordinator options (queue bounds, timings). */
+  coordinatorOptions?: Partial<CoordinatorOptions>
 }
 
 export interface TestNetwork {
@@ -33,6 +35,7 @@ export async function startTestNetwork(options: TestNetworkOptions = {}): Promis
     listen: ['/ip4/127.0.0.1/tcp/0'],
     logger: createCoordinatorLogger('silent'),
     ...(options.frameObserver === undefined ? {} : { frameObserver: options.frameObserver }),
+    ...options.coordinatorOptions,
   })
   const address = coordinator.multiaddrs[0] as string
   const nodes: LullNode[] = []

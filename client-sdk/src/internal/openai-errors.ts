@@ -44,8 +44,9 @@ export function httpErrorFrom(error: unknown): HttpError {
       return httpError(404, 'invalid_request_error', 'model_not_found', error.message, 'model')
     case ErrorCode.InvalidRequest:
       return httpError(400, 'invalid_request_error', code, error.message)
+    case ErrorCode.Overloaded:
     case ErrorCode.NoCapacity: {
-      const hintMs = (error as { retryAfterMs?: unknown }).retryAfterMs
+      const hintMs = error.retryAfterMs
       const retryAfterSeconds =
         typeof hintMs === 'number' && Number.isFinite(hintMs) && hintMs >= 0
           ? Math.ceil(hintMs / 1000)
