@@ -27,7 +27,7 @@ import {
 import { multiaddr } from '@multiformats/multiaddr'
 import { chooseCandidates, type ModelInfo, verifiedModels } from './catalogue.js'
 import { type ChatEvent, ChatStream } from './chat-stream.js'
-import { AbortError, ConnectionError, ModelNotFoundError, TimeoutError } from './errors.js'
+import { AbortError, ConnectionError, ModelNotFoundError, ResumeFailedError, TimeoutError } from './errors.js'
 import { DEFAULT_MAX_RETRIES, type RetryInfo, withRetries } from './internal/retry-policy.js'
 
 export interface LullClientOptions {
@@ -63,6 +63,13 @@ export interface LullClientOptions {
   maxRetries?: number
   /** Called before each retry: for logging. */
   onRetry?: (info: RetryInfo) => void
+  /**
+   * Resumes of an answer whose node is lost (`node-lost`) after text was already yielded: the answer is continued
+   * on another candidate (the lost node excluded), sealed anew with the text received so far as a trailing assistant
+   * message, and only the new text is yielded. 0 turns resuming off (the `node-lost` error is thrown as is).
+   * @default 2
+   */
+  maxResumes?: number
 }
 
 export interface ChatOptions {
@@ -79,6 +86,8 @@ export interface ChatOptions {
   signal?: AbortSignal
   /** Overrides the client's `maxRetries` for this request. */
   maxRetries?: number
+  /** Overrides the client's `maxResumes` for this request. */
+  maxResumes?: number
   /**
    * Deadline for the whole request in ms, retries included. When it passes, the request is cancelled upstream and
    * fails with `TimeoutError`. No deadline when omitted.
@@ -92,6 +101,12 @@ export interface CompleteOptions extends Omit<ChatOptions, 'messages'> {
 }
 
 const DEFAULT_CATALOGUE_MAX_AGE_MS = 2_000
+const DEFAULT_MAX_RESUMES = 2
+
+/** What one attempt saw: the node it was dispatched to (the last, after coordinator failovers). */
+interface AttemptState {
+  nodeId?: string | undefined
+}
 
 /**
  * Submits prompts that only the executing node can read. The prompt is sealed on this machine for a few candidate
@@ -106,6 +121,7 @@ export class LullClient implements AsyncDisposable {
   readonly #catalogueMaxAgeMs: number
   readonly #maxRetries: number
   readonly #onRetry: ((info: RetryInfo) => void) | undefined
+  readonly #maxResumes: number
   #catalogue: { models: ModelInfo[]; fetchedAtMs: number } | undefined
 
   private constructor(host: Libp2p, options: LullClientOptions) {
@@ -116,6 +132,7 @@ export class LullClient implements AsyncDisposable {
     this.#catalogueMaxAgeMs = options.catalogueMaxAgeMs ?? DEFAULT_CATALOGUE_MAX_AGE_MS
     this.#maxRetries = options.maxRetries ?? DEFAULT_MAX_RETRIES
     this.#onRetry = options.onRetry
+    this.#maxResumes = options.maxResumes ?? DEFAULT_MAX_RESUMES
     this.#trustedNodes = options.trustedNodes === undefined ? undefined : new Set(options.trustedNodes)
   }
 
@@ -194,16 +211,51 @@ export class LullClient implements AsyncDisposable {
 
   async *#runWithRetries(options: ChatOptions): AsyncGenerator<ChatEvent> {
     const signal = options.timeoutMs === undefined ? options.signal : withTimeout(options.signal, options.timeoutMs)
+    const maxResumes = options.maxResumes ?? this.#maxResumes
+    /** The answer's text yielded so far, over every part. */
+    let received = ''
+    const lostNodes = new Set<string>()
     try {
-      yield* withRetries(() => this.#run({ ...options, ...(signal === undefined ? {} : { signal }) }), {
-        maxRetries: options.maxRetries ?? this.#maxRetries,
-        signal,
-        onRetry: (info) => {
-          // The failure may come from a stale catalogue (a candidate left): look again before re-sealing.
+      for (let resumes = 0; ; resumes++) {
+        const state: AttemptState = {}
+        const attempt = {
+          ...options,
+          messages: received === '' ? options.messages : continuationOf(options.messages, received),
+          ...(signal === undefined ? {} : { signal }),
+        }
+        try {
+          for await (const event of withRetries(() => this.#run(attempt, state, lostNodes), {
+            maxRetries: options.maxRetries ?? this.#maxRetries,
+            signal,
+            onRetry: (info) => {
+              // The failure may come from a stale catalogue (a candidate left): look again before re-sealing.
+              this.#catalogue = undefined
+              this.#onRetry?.(info)
+            },
+          })) {
+            if (event.type === 'text-delta') received += event.text
+            // The lost parts sent no usage (their node never finished): the finish reports the part that finished.
+            yield event
+          }
+          return
+        } catch (error) {
+          if (!(error instanceof LullError) || error.code !== ErrorCode.NodeLost || !error.isRetryable) throw error
+          if (received === '' || signal?.aborted || maxResumes === 0) throw error
+          if (state.nodeId !== undefined) lostNodes.add(state.nodeId)
+          if (resumes >= maxResumes) {
+            throw new ResumeFailedError(
+              `the answer's node was lost after part of it was received, and ${maxResumes} resume(s) are used up: ${error.message}`,
+              {
+                cause: error,
+                partialText: received,
+                ...(error.requestId === undefined ? {} : { requestId: error.requestId }),
+              },
+            )
+          }
+          // The lost node may linger in a cached catalogue: look again before sealing the continuation.
           this.#catalogue = undefined
-          this.#onRetry?.(info)
-        },
-      })
+        }
+      }
     } catch (error) {
       if (options.signal?.aborted) throw error instanceof AbortError ? error : new AbortError()
       if (signal?.aborted) {
@@ -215,11 +267,22 @@ export class LullClient implements AsyncDisposable {
     }
   }
 
-  async *#run(options: ChatOptions): AsyncGenerator<ChatEvent> {
+  async *#run(
+    options: ChatOptions,
+    state: AttemptState = {},
+    excluded: ReadonlySet<string> = new Set(),
+  ): AsyncGenerator<ChatEvent> {
     const { signal } = options
     if (signal?.aborted) throw new AbortError()
     const requestId = createRequestId()
-    const candidates = chooseCandidates(await this.#nodesFor(options.model, signal), this.#candidates)
+    const nodes = (await this.#nodesFor(options.model, signal)).filter((node) => !excluded.has(node.nodeId))
+    if (nodes.length === 0) {
+      throw new ResumeFailedError(
+        `the answer's node was lost after part of it was received, and no other node serves model "${options.model}" to resume it`,
+        { partialText: options.messages.at(-1)?.content ?? '' },
+      )
+    }
+    const candidates = chooseCandidates(nodes, this.#candidates)
     const maxTokens = options.maxTokens ?? 256
     const body = encodeRequestBody({
       messages: options.messages,
@@ -264,6 +327,7 @@ export class LullClient implements AsyncDisposable {
         switch (message.type) {
           case 'dispatched':
             nodeId = message.nodeId
+            state.nodeId = nodeId
             opener = new ResponseOpener(contentKey)
             break
           case 'chunk': {
@@ -359,6 +423,16 @@ export class LullClient implements AsyncDisposable {
  */
 function sizeBucketOf(paddedBodyBytes: number): number {
   return paddedBodyBytes
+}
+
+/**
+ * The messages that continue an answer cut short: the original messages and the text received so far as the
+ * assistant's turn, which the node continues (appended to the last message when it already is the assistant's).
+ */
+function continuationOf(messages: readonly ChatMessage[], received: string): ChatMessage[] {
+  const last = messages.at(-1)
+  if (last?.role === 'assistant') return [...messages.slice(0, -1), { ...last, content: last.content + received }]
+  return [...messages, { role: 'assistant', content: received }]
 }
 
 function withTimeout(signal: AbortSignal | undefined, timeoutMs: number): AbortSignal {

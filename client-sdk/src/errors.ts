@@ -41,3 +41,17 @@ export class TimeoutError extends LullError {
     super(ErrorCode.Timeout, message, { ...options, isRetryable: false })
   }
 }
+
+/**
+ * An answer's node was lost after part of the answer was yielded, and it could not be resumed: resumes used up, or
+ * no other candidate serves the model. `partialText` is what the caller already received.
+ */
+export class ResumeFailedError extends LullError {
+  override name = 'ResumeFailedError'
+  readonly partialText: string
+  constructor(message: string, options: { cause?: unknown; requestId?: string; partialText: string }) {
+    const { partialText, ...rest } = options
+    super(ErrorCode.NodeLost, message, { ...rest, isRetryable: false })
+    this.partialText = partialText
+  }
+}

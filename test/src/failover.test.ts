@@ -111,7 +111,9 @@ describe('failover before the first token', () => {
     const servedBefore = real.stats.requestsServed
     const deltas: string[] = []
     const run = async () => {
-      for await (const event of client.chat({ model: 'lull-tiny', messages: [{ role: 'user', content: PROMPT }] })) {
+      // The coordinator's own behaviour, with the SDK's resume turned off (test/src/resume.test.ts covers resume).
+      const request = { model: 'lull-tiny', messages: [{ role: 'user' as const, content: PROMPT }], maxResumes: 0 }
+      for await (const event of client.chat(request)) {
         if (event.type !== 'text-delta') continue
         deltas.push(event.text)
         node.abortLink()
@@ -124,7 +126,7 @@ describe('failover before the first token', () => {
     expect(error).toMatchObject({ name: 'RemoteError', code: 'node-lost', isRetryable: true })
     expect((error as Error).message).toMatch(/after 1 sealed chunk\(s\) of the answer were relayed/)
     expect(deltas.join('')).toBe(SCRIPTED_PARTIAL)
-    // Not re-run elsewhere: a second stream would duplicate what the client already has.
+    // The coordinator does not re-run it elsewhere: a second stream would duplicate what the client already has.
     expect(real.stats.requestsServed).toBe(servedBefore)
   })
 })

@@ -5,7 +5,9 @@ import type { ChatMessage } from './types.js'
 const ROLES: ReadonlySet<string> = new Set(['system', 'user', 'assistant'])
 
 /**
- * Turns chat messages into node-llama-cpp's history, ending with an empty model turn for the reply.
+ * Turns chat messages into node-llama-cpp's history, ending with the model turn for the reply: an empty one after a
+ * user or system message, or, when the last message is the assistant's, that message itself, which
+ * `LlamaChat.generateResponse` then continues (a partial answer being resumed) rather than starting a new turn.
  * The messages are used as given: no default system prompt is added.
  */
 export function toChatHistory(messages: unknown): ChatHistoryItem[] {
@@ -28,6 +30,6 @@ export function toChatHistory(messages: unknown): ChatHistoryItem[] {
         return { type: 'model', response: [message.content] }
     }
   })
-  history.push({ type: 'model', response: [] })
+  if (history.at(-1)?.type !== 'model') history.push({ type: 'model', response: [] })
   return history
 }
