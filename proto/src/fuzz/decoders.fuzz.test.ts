@@ -437,14 +437,9 @@ function mutateBytes(original: Uint8Array, mutations: ByteMutation[]): Uint8Arra
   return out
 }
 
+/** The parts joined into one array. */
 function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0))
-  let offset = 0
-  for (const part of parts) {
-    out.set(part, offset)
-    offset += part.length
-  }
-  return out
+  return new Uint8Array(Buffer.concat(parts))
 }
 
 /** msgpack that came from some value: encodes what msgpackr can encode (some generated bigints it cannot). */
