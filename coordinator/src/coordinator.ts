@@ -503,6 +503,7 @@ export class Coordinator {
         hardware: node.certificate.hardware,
         benchmark: node.benchmark,
         state: node.state,
+        ...(node.stateReason === undefined ? {} : { stateReason: node.stateReason }),
         slots: node.slots,
         busySlots: node.inFlight,
         requestsServed: counters.requestsServed,

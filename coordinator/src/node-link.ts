@@ -46,6 +46,7 @@ export async function handleNodeStream(coordinator: Coordinator, stream: Stream,
       entry.lastSeenMs = Date.now()
       switch (message.type) {
         case 'heartbeat':
+          entry.stateReason = message.reason
           if (entry.state !== message.state) {
             entry.state = message.state
             coordinator.nodeStateChanged(entry)

@@ -20,6 +20,8 @@ export interface NodeEntry {
   inFlight: number
   benchmark: Benchmark
   state: NodeState
+  /** Why the node is not serving, as its last heartbeat said (e.g. "user active"). */
+  stateReason?: string | undefined
   lastSeenMs: number
   registeredAtMs: number
   channel: NodeChannel

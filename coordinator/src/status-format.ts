@@ -27,7 +27,7 @@ export function formatStatus(status: StatusMessage): string {
       node.nodeId,
       `${hardware.os}/${hardware.arch}, ${hardware.cpuCores} cores, ${gib(hardware.ramTotalBytes)}, ${gpu}`,
       node.modelId,
-      node.state,
+      node.stateReason === undefined ? node.state : `${node.state} (${node.stateReason})`,
       `${node.busySlots}/${node.slots}`,
       String(node.requestsServed),
       node.failovers > 0 ? `${node.errors} (${node.failovers} failed over)` : String(node.errors),

@@ -203,6 +203,8 @@ export const statusNodeSchema = z.object({
   hardware: hardwareSummarySchema,
   benchmark: benchmarkSchema,
   state: nodeStateSchema,
+  /** Why the node is not serving, from its last heartbeat. */
+  stateReason: z.string().max(256).optional(),
   slots: count(1024),
   busySlots: count(1_000_000),
   requestsServed: count(Number.MAX_SAFE_INTEGER),

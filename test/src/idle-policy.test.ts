@@ -77,6 +77,9 @@ describe('idle policy on a real network', () => {
     expect(paused.idleStatus.reason).toContain('owner active')
     // The state change goes out in a heartbeat at once, not after the 5 s interval.
     await until(() => coordinatorState(first) === 'paused', 'the coordinator to see node 0 paused', 1_000)
+    // The operator sees why, not just that.
+    const listed = network.coordinator.status().nodes.find((entry) => entry.nodeId === first.nodeId)
+    expect(listed?.stateReason).toBe(paused.idleStatus.reason)
 
     const before = { ...first.stats }
     const replies = []
