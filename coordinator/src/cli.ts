@@ -3,12 +3,19 @@ import '@lull/proto/polyfill'
 import { mkdir, rename, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { Command } from 'commander'
+import { Command, InvalidArgumentError } from 'commander'
 import { fetchExplain, fetchStatus } from './admin-client.js'
 import { DEFAULT_LISTEN_ADDRESS } from './constants.js'
 import { Coordinator } from './coordinator.js'
 import { createLogger } from './logger.js'
 import { formatExplain, formatStatus } from './status-format.js'
+
+function metricsPort(value: string): number {
+  const port = Number(value)
+  if (!Number.isInteger(port) || port < 0 || port > 65_535)
+    throw new InvalidArgumentError('expected a port number (0-65535)')
+  return port
+}
 
 const program = new Command()
   .name('lull-coordinator')
@@ -29,9 +36,21 @@ program
     'open mode: any node may join, any client may submit, and any peer may read the admin view (status, explain); trusted local networks only',
     false,
   )
+  .option(
+    '--metrics-port <port>',
+    'serve Prometheus metrics at http://127.0.0.1:<port>/metrics (0 picks a free port)',
+    metricsPort,
+  )
   .option('--log-level <level>', 'fatal, error, warn, info, debug or trace', process.env.LULL_LOG_LEVEL ?? 'info')
   .action(
-    async (options: { listen: string[]; dataDir: string; readyFile?: string; open: boolean; logLevel: string }) => {
+    async (options: {
+      listen: string[]
+      dataDir: string
+      readyFile?: string
+      open: boolean
+      logLevel: string
+      metricsPort?: number
+    }) => {
       const logger = createLogger(options.logLevel)
       let coordinator: Coordinator
       try {
@@ -40,6 +59,7 @@ program
           dataDir: options.dataDir,
           open: options.open,
           logger,
+          ...(options.metricsPort === undefined ? {} : { metricsPort: options.metricsPort }),
         })
       } catch (error) {
         process.stderr.write(`lull-coordinator: ${(error as Error).message}\n`)
@@ -53,6 +73,7 @@ program
         await rename(temporary, options.readyFile)
       }
       process.stdout.write(`lull-coordinator listening on ${address}\n`)
+      if (coordinator.metrics !== undefined) process.stdout.write(`metrics at ${coordinator.metrics.url}\n`)
       const shutdown = async (): Promise<void> => {
         await coordinator.stop()
         process.exit(0)

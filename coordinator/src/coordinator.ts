@@ -35,6 +35,7 @@ import {
 } from './constants.js'
 import { DecisionLog } from './decision-log.js'
 import { createLogger, type Logger } from './logger.js'
+import { type MetricsServer, startMetricsServer } from './metrics-server.js'
 import { handleNodeStream } from './node-link.js'
 import { type NodeChannel, type NodeEntry, Registry } from './registry.js'
 import { placeRequest } from './scheduler.js'
@@ -52,6 +53,8 @@ export interface CoordinatorOptions {
   logger?: Logger
   /** Sees every frame the coordinator sends or receives (used to audit that no payload crosses it in the clear). */
   frameObserver?: FrameObserver
+  /** Serve Prometheus metrics on 127.0.0.1 at this port (0 picks a free one); none when omitted. */
+  metricsPort?: number
   /** A node not heard from for this long is evicted. @default NODE_STALE_AFTER_MS */
   nodeStaleAfterMs?: number
   /**
@@ -98,6 +101,8 @@ export class Coordinator {
   /** Open mode: any node may join, any client submit, and any peer read the admin view. */
   readonly open: boolean
   readonly decisions = new DecisionLog()
+  /** The Prometheus endpoint, when `metricsPort` was given. */
+  metrics: MetricsServer | undefined
   private readonly jobs = new Map<string, Job>()
   private readonly queues = new Map<string, Job[]>()
   private readonly evictionTimer: NodeJS.Timeout
@@ -147,6 +152,10 @@ export class Coordinator {
       maxInboundStreams: 4,
       maxOutboundStreams: 1,
     })
+    if (options.metricsPort !== undefined) {
+      coordinator.metrics = await startMetricsServer(() => coordinator.status(), { port: options.metricsPort })
+      coordinator.log.info({ url: coordinator.metrics.url }, 'metrics served')
+    }
     coordinator.log.info({ peerId: host.peerId.toString(), addresses: coordinator.multiaddrs }, 'coordinator listening')
     return coordinator
   }
@@ -161,6 +170,7 @@ export class Coordinator {
     this.stopped = true
     clearInterval(this.evictionTimer)
     for (const job of this.jobs.values()) if (job.queueTimer !== undefined) clearTimeout(job.queueTimer)
+    await this.metrics?.close()
     await this.host.stop()
   }
 

@@ -5,5 +5,6 @@
 export * from './constants.js'
 export { Coordinator, type CoordinatorOptions } from './coordinator.js'
 export { createLogger, type Logger } from './logger.js'
+export type { MetricsServer } from './metrics-server.js'
 export type { NodeEntry } from './registry.js'
 export { type Placement, placeRequest } from './scheduler.js'
