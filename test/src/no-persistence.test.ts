@@ -68,6 +68,9 @@ describe('no persistence of payloads', () => {
         'start',
         '--coordinator',
         address,
+        // Serve regardless of what else this machine is doing (the idle policy is tested on its own).
+        '--when',
+        'always',
         '--threads',
         '1',
         '--slots',

@@ -122,6 +122,9 @@ async function main(): Promise<void> {
       'lull-tiny',
       '--slots',
       '4',
+      // A local demo on the developer's own machine: serve regardless of the idle policy.
+      '--when',
+      'always',
       '--threads',
       '1',
       '--data-dir',
