@@ -298,7 +298,8 @@ export class LullClient implements AsyncDisposable {
     const header: RequestHeader = {
       model: options.model,
       maxTokens,
-      sizeBucket: sizeBucketOf(body.byteLength),
+      // encodeRequestBody pads every body to exactly one of REQUEST_BODY_BUCKETS_BYTES: its length is the bucket.
+      sizeBucket: body.byteLength,
       candidates: candidates.map((node) => node.nodeId),
       priority: 0,
     }
@@ -415,14 +416,6 @@ export class LullClient implements AsyncDisposable {
       })
     }
   }
-}
-
-/**
- * The size bucket the clear header reports: the encoded body's exact length. `encodeRequestBody` pads every body to
- * exactly one of `REQUEST_BODY_BUCKETS_BYTES` (see `@lull/proto` padding), so the padded length is the bucket.
- */
-function sizeBucketOf(paddedBodyBytes: number): number {
-  return paddedBodyBytes
 }
 
 /**

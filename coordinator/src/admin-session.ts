@@ -1,8 +1,8 @@
 import type { Stream } from '@libp2p/interface'
-import { ADMIN_TO_COORDINATOR, type CoordinatorToAdmin, ErrorCode, MessageChannel } from '@lull/proto'
+import { ADMIN_TO_COORDINATOR, type CoordinatorToAdmin, ErrorCode, LullError, MessageChannel } from '@lull/proto'
 import type { Coordinator } from './coordinator.js'
 import { MAX_EXPLAINED_REQUESTS } from './decision-log.js'
-import { errorReply, lullError } from './wire-errors.js'
+import { errorReply } from './wire-errors.js'
 
 /**
  * Serves one admin stream (`lull-coordinator status` / `explain`): one request, one answer. The answer holds ids,
@@ -26,7 +26,7 @@ export async function handleAdminStream(coordinator: Coordinator, stream: Stream
       if (!coordinator.open) {
         coordinator.log.info({ peerId }, 'admin request refused: not in open mode')
         await channel.send(
-          errorReply(lullError(ErrorCode.InvalidRequest, 'the admin view is only available in open mode (--open)')),
+          errorReply(new LullError(ErrorCode.InvalidRequest, 'the admin view is only available in open mode (--open)')),
         )
         break
       }
@@ -39,7 +39,7 @@ export async function handleAdminStream(coordinator: Coordinator, stream: Stream
       if (explained === undefined) {
         await channel.send(
           errorReply(
-            lullError(
+            new LullError(
               ErrorCode.InvalidRequest,
               `no recent request ${message.requestId}: the coordinator remembers the last ${MAX_EXPLAINED_REQUESTS} requests, since it started`,
             ),

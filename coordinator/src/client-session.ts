@@ -1,7 +1,7 @@
 import type { Stream } from '@libp2p/interface'
-import { CLIENT_TO_COORDINATOR, type CoordinatorToClient, ErrorCode, MessageChannel } from '@lull/proto'
+import { CLIENT_TO_COORDINATOR, type CoordinatorToClient, ErrorCode, LullError, MessageChannel } from '@lull/proto'
 import type { Coordinator, Job } from './coordinator.js'
-import { errorReply, lullError } from './wire-errors.js'
+import { errorReply } from './wire-errors.js'
 
 /**
  * Serves one client stream: a catalogue request, or one submitted request (whose stream then carries the relayed
@@ -30,7 +30,7 @@ export async function handleClientStream(coordinator: Coordinator, stream: Strea
         case 'submit':
           if (job !== undefined) {
             channel.trySend(
-              errorReply(lullError(ErrorCode.UnexpectedMessage, 'one request per stream'), message.requestId),
+              errorReply(new LullError(ErrorCode.UnexpectedMessage, 'one request per stream'), message.requestId),
             )
             break
           }

@@ -39,7 +39,7 @@ import { type MetricsServer, startMetricsServer } from './metrics-server.js'
 import { handleNodeStream } from './node-link.js'
 import { type NodeChannel, type NodeEntry, Registry } from './registry.js'
 import { placeRequest } from './scheduler.js'
-import { errorReply, lullError } from './wire-errors.js'
+import { errorReply } from './wire-errors.js'
 
 export type ClientChannel = MessageChannel<typeof CLIENT_TO_COORDINATOR, CoordinatorToClient>
 
@@ -201,7 +201,7 @@ export class Coordinator {
     const { certificate } = message
     const valid = await verifyNodeCertificate(certificate, { nowMs: Date.now(), nodeId: peerId })
     if (!valid) {
-      return lullError(
+      return new LullError(
         ErrorCode.InvalidCertificate,
         'the certificate is not valid for this node: it must be signed by the connecting peer key, for its model, and within its validity window',
       )
@@ -240,7 +240,7 @@ export class Coordinator {
       (await verifyNodeCertificate(certificate, { nowMs: Date.now(), nodeId: entry.nodeId }))
     if (!valid) {
       this.log.info({ nodeId: entry.nodeId }, 'rotated certificate refused')
-      return lullError(
+      return new LullError(
         ErrorCode.InvalidCertificate,
         'the new certificate must be signed by this node for the same model and digest, and be valid now; the old one stays in use',
       )
@@ -472,7 +472,7 @@ export class Coordinator {
       job.chunksRelayed > 0
         ? ` after ${job.chunksRelayed} sealed chunk(s) of the answer were relayed; resume from the text received so far`
         : ' before the first token, and no other candidate could take it; retry it'
-    return lullError(ErrorCode.NodeLost, `the node running this request went away (${reason})${progress}`)
+    return new LullError(ErrorCode.NodeLost, `the node running this request went away (${reason})${progress}`)
   }
 
   private decide(job: Job, event: string, reason: string, nodeId?: string): void {
@@ -570,7 +570,7 @@ export class Coordinator {
     this.queues.set(job.submit.header.model, queue)
     job.queueTimer = setTimeout(() => {
       this.removeFromQueue(job)
-      const error = lullError(
+      const error = new LullError(
         ErrorCode.NoCapacity,
         `no candidate node had a free slot within ${QUEUE_TIMEOUT_MS} ms; retry later`,
       )

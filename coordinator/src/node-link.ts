@@ -1,9 +1,9 @@
 import type { Stream } from '@libp2p/interface'
-import { type CoordinatorToNode, ErrorCode, MessageChannel, NODE_TO_COORDINATOR } from '@lull/proto'
+import { type CoordinatorToNode, ErrorCode, LullError, MessageChannel, NODE_TO_COORDINATOR } from '@lull/proto'
 import { REGISTER_TIMEOUT_MS } from './constants.js'
 import type { Coordinator } from './coordinator.js'
 import type { NodeEntry } from './registry.js'
-import { errorReply, lullError } from './wire-errors.js'
+import { errorReply } from './wire-errors.js'
 
 /**
  * Serves one node's long-lived link: registration first, then heartbeats and the sealed answers it streams back.
@@ -30,7 +30,9 @@ export async function handleNodeStream(coordinator: Coordinator, stream: Stream,
       const message = received.message
       if (entry === undefined) {
         if (message.type !== 'register') {
-          channel.trySend(errorReply(lullError(ErrorCode.UnexpectedMessage, 'register before sending anything else')))
+          channel.trySend(
+            errorReply(new LullError(ErrorCode.UnexpectedMessage, 'register before sending anything else')),
+          )
           continue
         }
         const result = await coordinator.registerNode(channel, peerId, message)
@@ -62,7 +64,7 @@ export async function handleNodeStream(coordinator: Coordinator, stream: Stream,
           coordinator.failFromNode(entry, message)
           break
         case 'register':
-          channel.trySend(errorReply(lullError(ErrorCode.UnexpectedMessage, 'this link is already registered')))
+          channel.trySend(errorReply(new LullError(ErrorCode.UnexpectedMessage, 'this link is already registered')))
           break
         case 'certificate': {
           const refused = await coordinator.renewCertificate(entry, message.certificate)

@@ -1,8 +1,4 @@
-import { type ErrorCode, type ErrorMessage, LullError } from '@lull/proto'
-
-export function lullError(code: ErrorCode, message: string): LullError {
-  return new LullError(code, message)
-}
+import type { ErrorMessage, LullError } from '@lull/proto'
 
 /** The wire form of an error, for the request it concerns. */
 export function errorReply(error: LullError, requestId?: string): ErrorMessage {
