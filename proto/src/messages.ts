@@ -68,8 +68,15 @@ export const nodeStateSchema = z.enum(['serving', 'paused', 'draining'])
 
 const errorCodeSchema = z.enum(Object.values(ErrorCode) as [ErrorCode, ...ErrorCode[]])
 
+/** An API key as the client presents it (`lull_…`); the coordinator stores only its hash. */
+export const apiKeySchema = z.string().min(1).max(128)
+/** A join token as a node presents it; the coordinator stores only its hash. */
+export const joinTokenSchema = z.string().min(1).max(128)
+
 export const registerMessage = z.object({
   type: z.literal('register'),
+  /** Required unless the coordinator runs in open mode. */
+  joinToken: joinTokenSchema.optional(),
   certificate: nodeCertificateSchema,
   slots: z.number().int().min(1).max(1024),
   benchmark: benchmarkSchema,
@@ -110,7 +117,11 @@ export const errorMessage = z.object({
   /** How long the sender suggests waiting before retrying (with `overloaded`). */
   retryAfterMs: z.number().int().min(0).max(3_600_000).optional(),
 })
-export const catalogueRequestMessage = z.object({ type: z.literal('catalogue-request') })
+export const catalogueRequestMessage = z.object({
+  type: z.literal('catalogue-request'),
+  /** Required unless the coordinator runs in open mode. */
+  apiKey: apiKeySchema.optional(),
+})
 export const catalogueNodeSchema = z.object({
   nodeId: nodeIdSchema,
   certificate: nodeCertificateSchema,
@@ -124,6 +135,8 @@ export const catalogueMessage = z.object({
 })
 export const submitMessage = z.object({
   type: z.literal('submit'),
+  /** Required unless the coordinator runs in open mode. */
+  apiKey: apiKeySchema.optional(),
   requestId: requestIdSchema,
   header: requestHeaderSchema,
   sealed: sealedRequestSchema,
@@ -196,7 +209,11 @@ export type AnyMessage =
 // Admin protocol: what `lull-coordinator status` and `explain` speak. Routing metadata and counters only: never a
 // payload, never ciphertext.
 
-export const statusRequestMessage = z.object({ type: z.literal('status-request') })
+export const statusRequestMessage = z.object({
+  type: z.literal('status-request'),
+  /** An API key with the admin role; required unless the coordinator runs in open mode. */
+  apiKey: apiKeySchema.optional(),
+})
 export const statusNodeSchema = z.object({
   nodeId: nodeIdSchema,
   modelId: modelIdSchema,
@@ -233,7 +250,12 @@ export const statusMessage = z.object({
     ttftP95Ms: z.number().finite().min(0).optional(),
   }),
 })
-export const explainRequestMessage = z.object({ type: z.literal('explain-request'), requestId: requestIdSchema })
+export const explainRequestMessage = z.object({
+  type: z.literal('explain-request'),
+  requestId: requestIdSchema,
+  /** An API key with the admin role; required unless the coordinator runs in open mode. */
+  apiKey: apiKeySchema.optional(),
+})
 export const decisionSchema = z.object({
   atMs: z.number().int().min(0),
   /** `placed`, `queued`, `failover`, `refused`, `finished`, `failed`, `cancelled`, … */
