@@ -41,6 +41,18 @@ export const ErrorCode = {
   EngineFailed: 'engine-failed',
   /** Something unexpected failed inside the remote peer. */
   Internal: 'internal',
+  /** The request's deadline passed before it could finish; it was not (or no longer) run. */
+  DeadlineExceeded: 'deadline-exceeded',
+  /** No valid API key (client, admin) or join token (node) was presented: missing, unknown or revoked. */
+  Unauthorized: 'unauthorized',
+  /** The key is valid but may not do this (e.g. the admin view without the admin role). */
+  Forbidden: 'forbidden',
+  /** The key's request rate is over its limit. Carries `retryAfterMs`. */
+  RateLimited: 'rate-limited',
+  /** The key's token quota for the current period is used up. Carries `retryAfterMs` (when the period renews). */
+  QuotaExceeded: 'quota-exceeded',
+  /** The account's credit balance cannot cover the request; nothing was dispatched. */
+  InsufficientCredits: 'insufficient-credits',
 } as const
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
 
@@ -51,6 +63,7 @@ const RETRYABLE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   ErrorCode.Timeout,
   ErrorCode.EngineFailed,
   ErrorCode.Internal,
+  ErrorCode.RateLimited,
 ])
 
 export function isRetryableCode(code: ErrorCode): boolean {
