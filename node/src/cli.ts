@@ -62,9 +62,14 @@ program
     DEFAULT_GRACE_MS,
   )
   .option('--data-dir <dir>', 'identity key, generated models and status file', DEFAULT_DATA_DIR)
+  .option(
+    '--join-token <token>',
+    'the join token from the network operator (lull-coordinator tokens create); not needed on an --open coordinator. Default: $LULL_JOIN_TOKEN',
+  )
   .option('--log-level <level>', 'fatal, error, warn, info, debug or trace', process.env.LULL_LOG_LEVEL ?? 'info')
   .action(
     async (options: {
+      joinToken?: string
       coordinator: string
       model: string
       modelSha256?: string
@@ -76,6 +81,7 @@ program
       logLevel: string
     }) => {
       const logger = createLogger(options.logLevel)
+      const joinToken = options.joinToken ?? process.env.LULL_JOIN_TOKEN
       const controller = new AbortController()
       let node: LullNode | undefined
       const shutdown = async (): Promise<void> => {
@@ -95,6 +101,7 @@ program
           when: options.when,
           graceMs: options.graceMs,
           dataDir: options.dataDir,
+          ...(joinToken === undefined || joinToken === '' ? {} : { joinToken }),
           logger,
           signal: controller.signal,
         })

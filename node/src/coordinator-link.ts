@@ -6,6 +6,7 @@ import {
   ErrorCode,
   HEARTBEAT_INTERVAL_MS,
   type HeartbeatMessage,
+  LullError,
   MAX_NODE_LINK_STREAMS,
   MessageChannel,
   NODE_PROTOCOL,
@@ -41,6 +42,10 @@ export class CoordinatorLink {
   readonly #stopController = new AbortController()
   #channel: NodeChannel | undefined
   #registered: PromiseWithResolvers<void> = Promise.withResolvers<void>()
+  /** Rejects when the coordinator refuses this node's first registration (a missing, wrong or revoked join token). */
+  readonly #refused: PromiseWithResolvers<never> = Promise.withResolvers<never>()
+  #refusal: LullError | undefined
+  #everRegistered = false
   #loop: Promise<void> | undefined
 
   constructor(coordinator: string, components: CoordinatorLinkComponents) {
@@ -55,7 +60,7 @@ export class CoordinatorLink {
     const onAbort = (): void => reject(options.signal?.reason)
     options.signal?.addEventListener('abort', onAbort, { once: true })
     try {
-      await Promise.race([this.#registered.promise, promise])
+      await Promise.race([this.#registered.promise, this.#refused.promise, promise])
     } finally {
       options.signal?.removeEventListener('abort', onAbort)
     }
@@ -100,6 +105,11 @@ export class CoordinatorLink {
       this.#channel = undefined
       this.#components.onDisconnect()
       if (stopSignal.aborted) break
+      if (this.#refusal !== undefined && !this.#everRegistered) {
+        // Retrying with the same credentials cannot help: stop and let start() report why.
+        this.#refused.reject(this.#refusal)
+        break
+      }
       if (registered) logger.info('coordinator link closed; reconnecting')
       const jitteredMs = delayMs / 2 + Math.random() * (delayMs / 2)
       await sleep(jitteredMs, stopSignal)
@@ -137,6 +147,8 @@ export class CoordinatorLink {
           case 'registered':
             if (!registered) {
               registered = true
+              this.#everRegistered = true
+              this.#refusal = undefined
               onRegistered()
               logger.info({ nodeId: message.nodeId }, 'registered with coordinator')
               heartbeat = setInterval(() => this.sendHeartbeat(), HEARTBEAT_INTERVAL_MS)
@@ -159,6 +171,14 @@ export class CoordinatorLink {
             this.#components.onCancel(message.requestId)
             break
           case 'error':
+            if (!registered && (message.code === ErrorCode.Unauthorized || message.code === ErrorCode.Forbidden)) {
+              this.#refusal = new LullError(message.code, `the coordinator refused this node: ${message.message}`)
+              logger.error(
+                { code: message.code, reason: message.message },
+                'registration refused: start the node with a valid join token (--join-token or LULL_JOIN_TOKEN) from the network operator',
+              )
+              break
+            }
             logger.warn({ code: message.code, reason: message.message }, 'coordinator reported an error')
             break
         }

@@ -1,4 +1,4 @@
-import type { Libp2p } from '@libp2p/interface'
+import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import {
   type Benchmark,
@@ -12,6 +12,8 @@ import {
   type NodeCertificate,
   type NodeState,
   type RegisterMessage,
+  type SignedUsageFields,
+  signUsage,
 } from '@lull/proto'
 import { DEFAULT_SLOTS } from './constants.js'
 import { CoordinatorLink } from './coordinator-link.js'
@@ -44,6 +46,8 @@ export interface LullNodeOptions {
   modelSha256?: string
   /** Holds the identity key and generated models. */
   dataDir: string
+  /** The join token the coordinator's operator issued (`lull-coordinator tokens create`); not needed in open mode. */
+  joinToken?: string
   /** Parallel sequences (concurrent requests). @default 4 */
   slots?: number
   /** Engine threads. Required: node-llama-cpp's default oversubscribes small machines. */
@@ -108,6 +112,8 @@ export class LullNode implements AsyncDisposable {
   readonly #inFlight = new Map<string, AbortController>()
   readonly #keys: KeyRing
   readonly #replayGuard: ReplayGuard
+  readonly #identity: PrivateKey
+  readonly #joinToken: string | undefined
   #rotationTimer: NodeJS.Timeout | undefined
   #stopped = false
   readonly #policy: IdlePolicy
@@ -139,6 +145,7 @@ export class LullNode implements AsyncDisposable {
     replayGuard: ReplayGuard
     coordinator: string
     options: LullNodeOptions
+    identity: PrivateKey
   }) {
     const { options } = init
     const mode =
@@ -158,6 +165,8 @@ export class LullNode implements AsyncDisposable {
     this.slots = init.engine.slots
     this.#keys = init.keys
     this.#replayGuard = init.replayGuard
+    this.#identity = init.identity
+    this.#joinToken = options.joinToken
     this.#link = new CoordinatorLink(init.coordinator, {
       host: init.host,
       logger: init.logger,
@@ -233,6 +242,7 @@ export class LullNode implements AsyncDisposable {
         replayGuard: new ReplayGuard(options.replayWindowMs === undefined ? {} : { windowMs: options.replayWindowMs }),
         coordinator: options.coordinator,
         options,
+        identity,
       })
       started = node
       await node.#policy.start()
@@ -334,6 +344,7 @@ export class LullNode implements AsyncDisposable {
   #registration(): RegisterMessage {
     return {
       type: 'register',
+      ...(this.#joinToken === undefined ? {} : { joinToken: this.#joinToken }),
       certificate: this.#keys.certificate,
       slots: this.slots,
       benchmark: this.benchmark,
@@ -417,6 +428,7 @@ export class LullNode implements AsyncDisposable {
       replayGuard: this.#replayGuard,
       logger: this.#logger,
       send: (reply: Parameters<CoordinatorLink['send']>[0]) => this.#link.send(reply),
+      signUsage: (fields: SignedUsageFields) => signUsage(fields, this.#identity),
     }
     runDispatch(components, message, controller.signal)
       .then((outcome) => {

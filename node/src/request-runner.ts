@@ -10,6 +10,7 @@ import {
   type NodeToCoordinator,
   type ResponsePiece,
   ResponseSealer,
+  type SignedUsageFields,
   splitResponseText,
 } from '@lull/proto'
 import { CHUNK_COALESCE_MS, CHUNK_MAX_TEXT_CHARS } from './constants.js'
@@ -29,6 +30,8 @@ export interface RequestRunnerComponents {
   send: (message: NodeToCoordinator) => boolean
   /** The node's strike register of request nonces: it outlives single dispatches. */
   replayGuard: ReplayGuard
+  /** Signs the token counts of a finished request with the node's identity key (see `signUsage` in proto). */
+  signUsage?: (fields: SignedUsageFields) => Promise<Uint8Array>
 }
 
 /** What became of a dispatched request, for the node's counters. */
@@ -113,7 +116,9 @@ export async function runDispatch(
     const usage = { promptTokens: result.promptTokens, outputTokens: result.outputTokens }
     sendPiece({ text: pending, finish: { reason: result.finishReason, ...usage } }, true)
     outcome = { kind: 'served', finishReason: result.finishReason, outputTokens: usage.outputTokens }
-    send({ type: 'end', requestId, usage })
+    // The counts the coordinator bills from, signed so the ledger holds what this node stands behind.
+    const usageSignature = await components.signUsage?.({ requestId, modelId: header.model, ...usage })
+    send({ type: 'end', requestId, usage, ...(usageSignature === undefined ? {} : { usageSignature }) })
   } catch (error) {
     const reply = errorReplyFor(error, requestId)
     logger.debug({ requestId, code: reply.code }, 'request failed')

@@ -107,7 +107,16 @@ export const chunkMessage = z.object({
   requestId: requestIdSchema,
   data: bytes(64 * 1024, 1),
 })
-export const endMessage = z.object({ type: z.literal('end'), requestId: requestIdSchema, usage: usageSchema })
+export const endMessage = z.object({
+  type: z.literal('end'),
+  requestId: requestIdSchema,
+  usage: usageSchema,
+  /**
+   * The node's Ed25519 signature over the usage (see `usageSigningBytes`): node to coordinator only; required
+   * unless the coordinator runs in open mode. The coordinator does not relay it to the client.
+   */
+  usageSignature: bytes(64, 64).optional(),
+})
 export const cancelMessage = z.object({ type: z.literal('cancel'), requestId: requestIdSchema })
 export const errorMessage = z.object({
   type: z.literal('error'),

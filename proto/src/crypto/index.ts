@@ -47,3 +47,11 @@ export {
   ResponseOpener,
   ResponseSealer,
 } from './response-stream.js'
+export {
+  type SignedUsageFields,
+  signUsage,
+  USAGE_SIGNATURE_BYTES,
+  USAGE_SIGNATURE_DOMAIN,
+  usageSigningBytes,
+  verifyUsageSignature,
+} from './usage-signature.js'
