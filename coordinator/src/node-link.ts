@@ -49,6 +49,8 @@ export async function handleNodeStream(coordinator: Coordinator, stream: Stream,
       switch (message.type) {
         case 'heartbeat':
           entry.stateReason = message.reason
+          entry.reportedBusySlots = message.busySlots
+          entry.reportedAtMs = entry.lastSeenMs
           if (entry.state !== message.state) {
             entry.state = message.state
             coordinator.nodeStateChanged(entry)

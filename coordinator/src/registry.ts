@@ -25,6 +25,13 @@ export interface NodeEntry {
   lastSeenMs: number
   registeredAtMs: number
   channel: NodeChannel
+  /** Busy slots as the node's last heartbeat reported them; absent before the first heartbeat. */
+  reportedBusySlots?: number | undefined
+  /** When that heartbeat arrived (epoch ms). */
+  reportedAtMs?: number | undefined
+  /** When the coordinator last dispatched to or finished a request on this node (epoch ms): a heartbeat older than
+   * this describes load the coordinator already accounts for. */
+  lastAssignmentChangeMs?: number | undefined
 }
 
 /** What the coordinator counted for a node. Kept by node id, so the counts survive the node reconnecting. */
@@ -35,6 +42,18 @@ export interface NodeCounters {
   errors: number
   /** Of those, the ones moved to another node before their first token. */
   failovers: number
+  /** Recent time from dispatch to the first relayed chunk, as an exponentially weighted moving average; absent
+   * before the first sample. */
+  ttftEwmaMs?: number | undefined
+}
+
+/** Weight of the newest sample in a node's TTFT moving average. */
+export const TTFT_EWMA_WEIGHT = 0.2
+
+/** Folds a time-to-first-token sample into a node's counters. */
+export function recordNodeTtft(counters: NodeCounters, ms: number): void {
+  counters.ttftEwmaMs =
+    counters.ttftEwmaMs === undefined ? ms : counters.ttftEwmaMs + TTFT_EWMA_WEIGHT * (ms - counters.ttftEwmaMs)
 }
 
 /** Most node ids whose counters are kept; the oldest are forgotten beyond it. */

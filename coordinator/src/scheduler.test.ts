@@ -85,3 +85,80 @@ describe('placeRequest', () => {
     })
   })
 })
+
+describe('node scoring', () => {
+  const NOW_MS = 1_000_000
+  const fresh = { lastSeenMs: NOW_MS }
+  const place = (registry: Registry, candidates: string[]) =>
+    placeRequest(registry, header(candidates), () => 0, undefined, NOW_MS)
+  const chosen = (registry: Registry, candidates: string[]) => {
+    const placement = place(registry, candidates)
+    return placement.kind === 'node' ? placement.node.nodeId : placement.kind
+  }
+
+  it('prefers the faster node (measured decode tokens/s) at equal free slots, in either candidate order', () => {
+    const slow = node('slow', { ...fresh, benchmark: { prefillTokensPerSecond: 1, decodeTokensPerSecond: 100 } })
+    const fast = node('fast', { ...fresh, benchmark: { prefillTokensPerSecond: 1, decodeTokensPerSecond: 400 } })
+    expect(chosen(registryOf(slow, fast), ['slow', 'fast'])).toBe('fast')
+    expect(chosen(registryOf(slow, fast), ['fast', 'slow'])).toBe('fast')
+  })
+
+  it('lets free slots outweigh a moderate speed difference', () => {
+    const roomy = node('roomy', {
+      ...fresh,
+      slots: 4,
+      benchmark: { prefillTokensPerSecond: 1, decodeTokensPerSecond: 200 },
+    })
+    const full = node('full', {
+      ...fresh,
+      slots: 4,
+      inFlight: 3,
+      benchmark: { prefillTokensPerSecond: 1, decodeTokensPerSecond: 400 },
+    })
+    expect(chosen(registryOf(roomy, full), ['full', 'roomy'])).toBe('roomy')
+  })
+
+  it('prefers the node with the better success record', () => {
+    const registry = registryOf(node('flaky', fresh), node('steady', fresh))
+    registry.countersOf('flaky').requestsServed = 10
+    registry.countersOf('flaky').errors = 3
+    registry.countersOf('steady').requestsServed = 10
+    expect(chosen(registry, ['flaky', 'steady'])).toBe('steady')
+    expect(chosen(registry, ['steady', 'flaky'])).toBe('steady')
+  })
+
+  it('prefers the node with the quicker recent time to first token', () => {
+    const registry = registryOf(node('sluggish', fresh), node('quick', fresh))
+    registry.countersOf('sluggish').ttftEwmaMs = 400
+    registry.countersOf('quick').ttftEwmaMs = 30
+    expect(chosen(registry, ['sluggish', 'quick'])).toBe('quick')
+    expect(chosen(registry, ['quick', 'sluggish'])).toBe('quick')
+  })
+
+  it("counts busy slots from a node's fresh heartbeat beyond the coordinator's own count, but not a stale one", () => {
+    const loaded = node('loaded', { ...fresh, slots: 4, reportedBusySlots: 3, reportedAtMs: NOW_MS - 10 })
+    const idle = node('idle', { ...fresh, slots: 4, reportedBusySlots: 0, reportedAtMs: NOW_MS - 10 })
+    expect(chosen(registryOf(loaded, idle), ['loaded', 'idle'])).toBe('idle')
+    // The heartbeat predates the coordinator's last change on that node: it describes load already accounted for.
+    const stale = node('loaded', { ...loaded, lastAssignmentChangeMs: NOW_MS - 5 })
+    const tie = place(registryOf(stale, idle), ['loaded', 'idle'])
+    expect(tie).toMatchObject({ kind: 'node', node: { nodeId: 'loaded' } })
+    expect(tie.kind === 'node' && tie.reason).toContain('tied with 1')
+  })
+
+  it('prefers a node that heartbeats on time over a quiet one', () => {
+    const quiet = node('quiet', { lastSeenMs: NOW_MS - 13_000 })
+    const chatty = node('chatty', { lastSeenMs: NOW_MS - 1_000 })
+    expect(chosen(registryOf(quiet, chatty), ['quiet', 'chatty'])).toBe('chatty')
+    expect(chosen(registryOf(quiet, chatty), ['chatty', 'quiet'])).toBe('chatty')
+  })
+
+  it('says every score part in the reason', () => {
+    const registry = registryOf(node('a', { ...fresh, slots: 4, inFlight: 1 }))
+    registry.countersOf('a').ttftEwmaMs = 25
+    const placement = place(registry, ['a'])
+    expect(placement.kind === 'node' && placement.reason).toMatch(
+      /score [\d.]+ = 3\/4 free × speed 1\.00 \(1 tok\/s\) × queue 1\.00 × success 1\.00 × latency 1\.00 × health 1\.00/,
+    )
+  })
+})
