@@ -62,4 +62,31 @@ describe('a trailing assistant message', () => {
     expect(continued.promptTokens).toBeGreaterThan(full.promptTokens)
     expect(continued.promptTokens).toBeLessThan(full.promptTokens + 16)
   })
+
+  it('joins exactly at every cut: a cut after any streamed chunk, continued greedily, gives the direct answer', async () => {
+    // A fresh answer, and one that itself continues an assistant prefix (the case where the first word keeps its space).
+    const starts: ChatMessage[][] = [
+      [{ role: 'user', content: PROMPT }],
+      [
+        { role: 'user', content: PROMPT },
+        { role: 'assistant', content: 'In the morning the old man walked' },
+      ],
+    ]
+    for (const start of starts) {
+      const chunks: string[] = []
+      const full = await engine.generate({ messages: start, maxTokens: 24, temperature: 0 }, (chunk) => {
+        chunks.push(chunk)
+      })
+      expect(full.finishReason).toBe('length')
+      const fullText = chunks.join('')
+      const prefix = start[1]?.content ?? ''
+      let partial = ''
+      for (const chunk of chunks.slice(0, -1)) {
+        partial += chunk
+        const continued = await run([start[0]!, { role: 'assistant', content: prefix + partial }], 24)
+        // Character for character: no missing or doubled space where the parts meet, nothing repeated or skipped.
+        expect((partial + continued.text).slice(0, fullText.length)).toBe(fullText)
+      }
+    }
+  })
 })

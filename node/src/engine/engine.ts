@@ -8,6 +8,7 @@ import {
 } from 'node-llama-cpp'
 import { runBenchmark } from './benchmark.js'
 import { toChatHistory } from './chat-history.js'
+import { continuedHistory, isContinuation, LeadingSpaceRestorer } from './continuation.js'
 import { EngineBusyError, EngineDisposedError, InvalidParamsError } from './errors.js'
 import { type SamplingParams, validateSamplingParams } from './sampling-params.js'
 import { SequencePool, type Slot } from './sequence-pool.js'
@@ -106,7 +107,7 @@ export class Engine implements AsyncDisposable {
   ): Promise<GenerateResult> {
     if (this.disposing) throw new EngineDisposedError()
     const sampling = validateSamplingParams(params, this.contextSize)
-    const history = toChatHistory(params.messages)
+    const history = continuedHistory(toChatHistory(params.messages), this.model)
     const slot = this.pool.tryAcquire()
     if (!slot) throw new EngineBusyError(this.slots)
 
@@ -132,14 +133,16 @@ export class Engine implements AsyncDisposable {
     let callbackError: { error: unknown } | undefined
     const meterBefore = slot.sequence.tokenMeter.getState()
     let finishReason: FinishReason = 'cancelled'
+    const spacing = new LeadingSpaceRestorer(this.model, isContinuation(history))
     try {
       if (!combined.aborted) {
         try {
           const response = await slot.chat.generateResponse(history, {
+            onToken: (tokens) => spacing.observe(tokens),
             onTextChunk: (text) => {
               if (callbackError) return
               try {
-                onText(text)
+                onText(spacing.restore(text))
               } catch (error) {
                 callbackError = { error }
                 stopper.abort()
