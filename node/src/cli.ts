@@ -3,6 +3,7 @@ import '@lull/proto/polyfill'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { Command, InvalidArgumentError } from 'commander'
+import { serviceCommand } from './commands/service.js'
 import { DEFAULT_SLOTS } from './constants.js'
 import { defaultThreads } from './hardware.js'
 import { DEFAULT_GRACE_MS, type IdleMode, parseIdleMode } from './idle-policy.js'
@@ -136,5 +137,7 @@ program
     }
     if (!lookup.running) process.exitCode = 3
   })
+
+program.addCommand(serviceCommand())
 
 await program.parseAsync(process.argv)

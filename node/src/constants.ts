@@ -9,3 +9,9 @@ export const RECONNECT_MAX_DELAY_MS = 10_000
 export const REGISTER_ACK_TIMEOUT_MS = 10_000
 /** Parallel sequences in the model context unless `--slots` says otherwise. */
 export const DEFAULT_SLOTS = 4
+/** The service manager waits this long past the node's grace period before it kills a stopping node. */
+export const SERVICE_STOP_MARGIN_MS = 15_000
+/** Seconds launchd and systemd wait before restarting a node that crashed. */
+export const SERVICE_THROTTLE_INTERVAL_S = 10
+/** How long `lull-node doctor` waits for the coordinator to answer a dial and protocol handshake. */
+export const DOCTOR_DIAL_TIMEOUT_MS = 5_000
