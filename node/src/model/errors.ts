@@ -32,6 +32,8 @@ export type ModelRejectionReason =
   | 'trial-load-crashed'
   /** The trial-load process did not finish in time. */
   | 'trial-load-timeout'
+  /** The model and its context would need more memory than is free (see {@link InsufficientMemoryError}). */
+  | 'insufficient-memory'
 
 /**
  * A model file was refused before the node loaded it. `reason` says which check failed; the message says what is
@@ -47,5 +49,58 @@ export class ModelRejectedError extends Error {
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'ModelRejectedError'
+  }
+}
+
+/** Why a model download failed; see {@link ModelDownloadError}. */
+export type ModelDownloadFailure =
+  /** The model URI cannot be parsed. */
+  | 'invalid-uri'
+  /** The server could not be reached at all (offline, DNS, firewall). */
+  | 'unreachable'
+  /** The server has no such file or tag. */
+  | 'not-found'
+  /** The server answered with another error status. */
+  | 'http-error'
+  /** The transfer stopped part way; what arrived is kept and the next pull resumes from there. */
+  | 'interrupted'
+
+/** A model could not be downloaded. The message says what happened and what to do next. */
+export class ModelDownloadError extends Error {
+  readonly code = 'model_download_failed'
+
+  constructor(
+    readonly reason: ModelDownloadFailure,
+    message: string,
+    options: { cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'ModelDownloadError'
+  }
+}
+
+/** What would fit instead, when a model does not fit in memory. */
+export interface MemoryFitSuggestion {
+  /** The most slots that fit with the requested context size, if at least one does. */
+  slots?: number
+  /** The largest context size (tokens per slot, a power of two) that fits with the requested slots, if any. */
+  contextSize?: number
+  /** The largest model file (bytes) that would fit with one slot and the smallest context. */
+  modelBytes: number
+}
+
+/**
+ * The model would not fit in the memory this machine has free: loading it would swap or be killed. The message says
+ * how much it needs, how much is free, and what would fit.
+ */
+export class InsufficientMemoryError extends ModelRejectedError {
+  constructor(
+    readonly requiredBytes: number,
+    readonly availableBytes: number,
+    readonly suggestion: MemoryFitSuggestion,
+    message: string,
+  ) {
+    super('insufficient-memory', message)
+    this.name = 'InsufficientMemoryError'
   }
 }

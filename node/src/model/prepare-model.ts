@@ -4,7 +4,9 @@ import { DEFAULT_TRIAL_LOAD_TIMEOUT_MS, trialLoadModel } from '../engine/trial-l
 import { ModelRejectedError } from './errors.js'
 import { sha256File } from './file-digest.js'
 import { type GgufSummary, validateGgufFile } from './gguf-validator.js'
+import { hfHeaders, isHfUri, parseHfUri, resolveHfUri } from './hf-uri.js'
 import { ensureLullTinyModel, LULL_TINY_MODEL_ID, type ResolvedModel } from './lull-tiny.js'
+import { type DownloadProgress, downloadModelFile, removePartial } from './model-download.js'
 import { type ModelPin, pinsFilePath, readPins, writePins } from './model-pins.js'
 import { commitToStore, copyIntoStore, pruneStore, storedModelPath } from './model-store.js'
 import { checkModelFile, digestMismatch, parseModelSpec } from './resolve-model.js'
@@ -23,6 +25,12 @@ export interface PrepareModelOptions {
   /** @default DEFAULT_TRIAL_LOAD_TIMEOUT_MS + TRIAL_LOAD_TIMEOUT_PER_GIB_MS per GiB of model */
   trialLoadTimeoutMs?: number | undefined
   signal?: AbortSignal | undefined
+  /** Download progress of an `hf:` model. */
+  onDownloadProgress?: ((progress: DownloadProgress) => void) | undefined
+  /** Automatic resumes of a download that stops part way. @default DEFAULT_DOWNLOAD_RETRIES */
+  downloadRetries?: number | undefined
+  /** Where `HF_ENDPOINT`, `MODEL_ENDPOINT` and `HF_TOKEN` are read. @default process.env */
+  env?: NodeJS.ProcessEnv | undefined
   /** Tests: a JavaScript file the trial-load child runs instead of the real trial (see TrialLoadOptions.script). */
   trialLoadScript?: string | undefined
 }
@@ -38,10 +46,23 @@ export type PinStatus =
   /** The file changed and the operator confirmed the new digest (expectedSha256): the pin was replaced. */
   | 'updated'
 
+/** What a pull of an `hf:` model fetched. */
+export interface DownloadSummary {
+  url: string
+  sizeBytes: number
+  /** Bytes kept from an earlier, interrupted download (0 when it started afresh). */
+  resumedFromBytes: number
+}
+
 /** A model ready for Engine.load: `path` holds exactly the bytes whose digest is `sha256`. */
 export interface PreparedModel extends ResolvedModel {
-  /** The file the operator named (for lull-tiny, the generated file). `path` is the node's private copy of it. */
+  /**
+   * The file the operator named (absolute path; for lull-tiny, the generated file) or the canonical `hf:` URI: the
+   * key its pin is kept under. `path` is the node's private copy of it.
+   */
   sourcePath: string
+  /** Present when this call downloaded the file. */
+  download?: DownloadSummary
   pin: PinStatus
   summary: GgufSummary
 }
@@ -56,6 +77,12 @@ async function isFile(path: string): Promise<boolean> {
 }
 
 function changedSincePinned(path: string, actual: string, pin: ModelPin, dataDir: string): ModelRejectedError {
+  if (isHfUri(path)) {
+    return new ModelRejectedError(
+      'changed-since-pinned',
+      `The file behind ${path} changed upstream since it was pinned: its SHA-256 was ${pin.sha256} (pinned ${pin.pinnedAt}) and the download now has ${actual}. Nothing was loaded. If the new version is what you want, pull it with --model-sha256 ${actual}; otherwise name a fixed revision (hf:<user>/<repo>/<file>.gguf#<commit>) or keep using the copy you have.`,
+    )
+  }
   return new ModelRejectedError(
     'changed-since-pinned',
     `Model file ${path} changed since it was pinned: its SHA-256 was ${pin.sha256} (pinned ${pin.pinnedAt}) and is now ${actual}. If you replaced it on purpose, start again with --model-sha256 ${actual} (or --model '${path}@sha256:${actual}') to pin the new file, or delete its entry from ${pinsFilePath(dataDir)}. Otherwise restore the original file.`,
@@ -101,41 +128,12 @@ export async function prepareModel(
   const { model, expectedSha256 } = parseModelSpec(spec, options.expectedSha256)
   if (model === LULL_TINY_MODEL_ID) return prepareBuiltIn(dataDir, expectedSha256, signal)
 
-  const sourcePath = resolve(model)
-  await checkModelFile(sourcePath)
   const pins = await readPins(dataDir)
-  const pinned = pins.get(sourcePath)
-  const refuseIfUnexpected = (actual: string): void => {
-    if (expectedSha256 !== undefined && actual !== expectedSha256) {
-      throw digestMismatch(sourcePath, actual, expectedSha256)
-    }
-    if (expectedSha256 === undefined && pinned !== undefined && actual !== pinned.sha256) {
-      throw changedSincePinned(sourcePath, actual, pinned, dataDir)
-    }
-  }
-
-  // The digest the file must have, if known; if its copy is already stored, hashing both is cheaper than copying.
-  const target = expectedSha256 ?? pinned?.sha256
-  let storedPath: string | undefined
-  if (target !== undefined && (await isFile(storedModelPath(dataDir, target)))) {
-    refuseIfUnexpected(await sha256File(sourcePath, { signal }))
-    const candidate = storedModelPath(dataDir, target)
-    if ((await sha256File(candidate, { signal })) === target) storedPath = candidate
-  }
-  let sha256: string
-  if (storedPath !== undefined && target !== undefined) {
-    sha256 = target
-  } else {
-    const copy = await copyIntoStore(sourcePath, dataDir, { signal })
-    try {
-      refuseIfUnexpected(copy.sha256)
-    } catch (error) {
-      await rm(copy.temporaryPath, { force: true })
-      throw error
-    }
-    sha256 = copy.sha256
-    storedPath = await commitToStore(copy, dataDir)
-  }
+  const acquired = isHfUri(model)
+    ? await acquireHfModel(model, dataDir, pins, expectedSha256, options)
+    : await acquireLocalModel(model, dataDir, pins, expectedSha256, signal)
+  const { key, storedPath, sha256 } = acquired
+  const pinned = pins.get(key)
 
   const referenced = new Set([...pins.values()].map((pin) => pin.sha256))
   let summary: GgufSummary
@@ -156,29 +154,134 @@ export async function prepareModel(
     // A refused file's copy is garbage (unless an earlier, pinned start uses the same bytes).
     if (!referenced.has(sha256)) await rm(storedPath, { force: true })
     // The operator knows the file by the name they gave, not by the node's private copy.
-    throw new ModelRejectedError(
-      error.reason,
-      error.message.replaceAll(storedPath, `${sourcePath} (SHA-256 ${sha256})`),
-      {
-        cause: error,
-      },
-    )
+    throw new ModelRejectedError(error.reason, error.message.replaceAll(storedPath, `${key} (SHA-256 ${sha256})`), {
+      cause: error,
+    })
   }
 
   let pin: PinStatus = 'matched'
   if (pinned?.sha256 !== sha256) {
     pin = pinned === undefined ? 'new' : 'updated'
-    pins.set(sourcePath, { sha256, sizeBytes: summary.fileSizeBytes, pinnedAt: new Date().toISOString() })
+    pins.set(key, { sha256, sizeBytes: summary.fileSizeBytes, pinnedAt: new Date().toISOString() })
     await writePins(dataDir, pins)
   }
   await pruneStore(dataDir, new Set([...pins.values()].map((entry) => entry.sha256)))
   return {
-    id: basename(sourcePath, extname(sourcePath)),
+    id: acquired.id,
     path: storedPath,
     sha256,
     sizeBytes: summary.fileSizeBytes,
-    sourcePath,
+    sourcePath: key,
     pin,
     summary,
+    ...(acquired.download === undefined ? {} : { download: acquired.download }),
+  }
+}
+
+/** A model file in the store, with the key it is pinned under (absolute path or canonical hf: URI). */
+interface AcquiredModel {
+  key: string
+  id: string
+  storedPath: string
+  sha256: string
+  download?: DownloadSummary
+}
+
+/** The digest checks shared by local files and downloads. */
+function refusalFor(
+  key: string,
+  actual: string,
+  expectedSha256: string | undefined,
+  pinned: ModelPin | undefined,
+  dataDir: string,
+): ModelRejectedError | undefined {
+  if (expectedSha256 !== undefined && actual !== expectedSha256) return digestMismatch(key, actual, expectedSha256)
+  if (expectedSha256 === undefined && pinned !== undefined && actual !== pinned.sha256) {
+    return changedSincePinned(key, actual, pinned, dataDir)
+  }
+  return undefined
+}
+
+async function acquireLocalModel(
+  model: string,
+  dataDir: string,
+  pins: Map<string, ModelPin>,
+  expectedSha256: string | undefined,
+  signal: AbortSignal | undefined,
+): Promise<AcquiredModel> {
+  const sourcePath = resolve(model)
+  await checkModelFile(sourcePath)
+  const pinned = pins.get(sourcePath)
+  const refuseIfUnexpected = (actual: string): void => {
+    const refusal = refusalFor(sourcePath, actual, expectedSha256, pinned, dataDir)
+    if (refusal !== undefined) throw refusal
+  }
+
+  // The digest the file must have, if known; if its copy is already stored, hashing both is cheaper than copying.
+  const target = expectedSha256 ?? pinned?.sha256
+  const id = basename(sourcePath, extname(sourcePath))
+  if (target !== undefined && (await isFile(storedModelPath(dataDir, target)))) {
+    refuseIfUnexpected(await sha256File(sourcePath, { signal }))
+    const candidate = storedModelPath(dataDir, target)
+    if ((await sha256File(candidate, { signal })) === target) {
+      return { key: sourcePath, id, storedPath: candidate, sha256: target }
+    }
+  }
+  const copy = await copyIntoStore(sourcePath, dataDir, { signal })
+  try {
+    refuseIfUnexpected(copy.sha256)
+  } catch (error) {
+    await rm(copy.temporaryPath, { force: true })
+    throw error
+  }
+  return { key: sourcePath, id, storedPath: await commitToStore(copy, dataDir), sha256: copy.sha256 }
+}
+
+async function acquireHfModel(
+  model: string,
+  dataDir: string,
+  pins: Map<string, ModelPin>,
+  expectedSha256: string | undefined,
+  options: PrepareModelOptions,
+): Promise<AcquiredModel> {
+  const { signal } = options
+  const uri = parseHfUri(model)
+  const key = uri.canonical
+  const pinned = pins.get(key)
+  const idOf = (fileName: string): string => basename(fileName, extname(fileName))
+  const fallbackId = uri.kind === 'file' ? idOf(uri.path.split('/').at(-1) ?? uri.path) : uri.repo
+  // Already downloaded (and still intact): nothing to fetch.
+  const target = expectedSha256 ?? pinned?.sha256
+  if (target !== undefined && (await isFile(storedModelPath(dataDir, target)))) {
+    const candidate = storedModelPath(dataDir, target)
+    if ((await sha256File(candidate, { signal })) === target) {
+      return { key, id: fallbackId, storedPath: candidate, sha256: target }
+    }
+  }
+  const env = options.env ?? process.env
+  const { url, fileName } = await resolveHfUri(uri, { env, signal })
+  const downloaded = await downloadModelFile(url, key, dataDir, {
+    headers: hfHeaders(env),
+    ...(options.downloadRetries === undefined ? {} : { retries: options.downloadRetries }),
+    ...(options.onDownloadProgress === undefined ? {} : { onProgress: options.onDownloadProgress }),
+    signal,
+  })
+  const refusal = refusalFor(key, downloaded.sha256, expectedSha256, pinned, dataDir)
+  if (refusal !== undefined) {
+    await removePartial(dataDir, key)
+    throw refusal
+  }
+  await checkModelFile(downloaded.path)
+  const storedPath = await commitToStore(
+    { temporaryPath: downloaded.path, sha256: downloaded.sha256, sizeBytes: downloaded.sizeBytes },
+    dataDir,
+  )
+  await removePartial(dataDir, key)
+  return {
+    key,
+    id: idOf(fileName),
+    storedPath,
+    sha256: downloaded.sha256,
+    download: { url, sizeBytes: downloaded.sizeBytes, resumedFromBytes: downloaded.resumedFromBytes },
   }
 }

@@ -1,0 +1,69 @@
+/**
+ * Progress for long CLI steps (downloading, loading, measuring), always on stderr so stdout stays for results and
+ * `--json`. On a terminal: an ora spinner whose text updates in place. Elsewhere (a pipe, a log file, a test): no
+ * animation and no escape codes, only plain lines: one per step, and download progress at every quarter.
+ */
+import ora, { type Ora } from 'ora'
+import { type DownloadProgress, formatBytes } from '../model/index.js'
+
+export interface ProgressDisplayOptions {
+  /** @default process.stderr */
+  stream?: NodeJS.WriteStream
+}
+
+export class ProgressDisplay {
+  readonly #spinner: Ora
+  readonly #stream: NodeJS.WriteStream
+  readonly interactive: boolean
+  #lastQuarter = -1
+
+  constructor(options: ProgressDisplayOptions = {}) {
+    this.#stream = options.stream ?? process.stderr
+    this.interactive = this.#stream.isTTY === true && process.env.CI === undefined
+    this.#spinner = ora({ stream: this.#stream, isEnabled: this.interactive, discardStdin: false })
+  }
+
+  /** Starts a step: the spinner's text on a terminal, a plain line elsewhere. */
+  step(text: string): void {
+    this.#lastQuarter = -1
+    if (this.interactive) this.#spinner.start(text)
+    else this.#stream.write(`${text}\n`)
+  }
+
+  /** Changes the current step's text (terminal only: elsewhere it would flood the output). */
+  update(text: string): void {
+    if (this.interactive) this.#spinner.text = text
+  }
+
+  /** Download progress: live on a terminal; elsewhere a line at the start, at each quarter and at the end. */
+  download(label: string, progress: DownloadProgress): void {
+    const { downloadedBytes, totalBytes, resumedFromBytes } = progress
+    const resumed = resumedFromBytes > 0 ? `, resumed at ${formatBytes(resumedFromBytes)}` : ''
+    const fraction = totalBytes === undefined || totalBytes === 0 ? undefined : downloadedBytes / totalBytes
+    const amount =
+      totalBytes === undefined
+        ? formatBytes(downloadedBytes)
+        : `${formatBytes(downloadedBytes)} of ${formatBytes(totalBytes)} (${Math.floor((fraction ?? 0) * 100)}%)`
+    const text = `${label}: ${amount}${resumed}`
+    if (this.interactive) {
+      this.update(text)
+      return
+    }
+    const quarter = fraction === undefined ? 0 : Math.floor(fraction * 4)
+    if (quarter > this.#lastQuarter) {
+      this.#lastQuarter = quarter
+      this.#stream.write(`${text}\n`)
+    }
+  }
+
+  /** Ends the current step as done, leaving `text` (when given) as its line. */
+  succeed(text?: string): void {
+    if (this.interactive) this.#spinner.succeed(text)
+    else if (text !== undefined) this.#stream.write(`${text}\n`)
+  }
+
+  /** Ends the current step silently (the caller prints the error). */
+  stop(): void {
+    if (this.interactive) this.#spinner.stop()
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * Before a node loads a model: will the weights and a context of `slots` sequences fit in the memory this machine
+ * has free? node-llama-cpp's GGUF insights estimate both from the file's metadata (architecture, layer sizes, tensor
+ * types) without loading it. A model that does not fit is refused with what would: fewer slots, a smaller context,
+ * or a smaller model file (a lower quantisation or fewer parameters).
+ */
+import { freemem } from 'node:os'
+import { GgufInsights, getLlama, readGgufFileInfo } from 'node-llama-cpp'
+import { InsufficientMemoryError, type MemoryFitSuggestion } from './errors.js'
+
+/** Kept free on top of the estimate: llama.cpp's own buffers, the node's JavaScript heap, the OS. */
+export const MEMORY_HEADROOM_BYTES = 256 * 1024 ** 2
+/** The smallest context (tokens per slot) worth suggesting. */
+export const MIN_SUGGESTED_CONTEXT_TOKENS = 256
+const GIB = 1024 ** 3
+const MIB = 1024 ** 2
+
+export interface MemoryFitOptions {
+  /** Parallel sequences the engine will create. */
+  slots: number
+  /** Tokens per sequence. */
+  contextSize: number
+  /** Whether a GPU may hold part of the model (its free VRAM then counts too). @default 'auto' */
+  gpu?: 'auto' | false
+  /** Free RAM in bytes. @default os.freemem() (MemAvailable on Linux) */
+  freeRamBytes?: number
+  /**
+   * Free VRAM in bytes. @default read from node-llama-cpp when `gpu` is not false, and only when RAM alone is not
+   * enough (reading it starts a GPU backend, which takes a moment)
+   */
+  freeVramBytes?: number
+  /** @default MEMORY_HEADROOM_BYTES */
+  headroomBytes?: number
+  signal?: AbortSignal | undefined
+}
+
+export interface MemoryEstimate {
+  /** The weights. */
+  modelBytes: number
+  /** The context: KV cache for every slot plus compute buffers. */
+  contextBytes: number
+  /** modelBytes + contextBytes + headroom. */
+  requiredBytes: number
+  /** Free RAM, plus free VRAM when it was read. */
+  availableBytes: number
+}
+
+export function formatBytes(bytes: number): string {
+  if (bytes >= GIB) return `${(bytes / GIB).toFixed(1)} GiB`
+  return `${Math.max(0, bytes / MIB).toFixed(bytes < 10 * MIB ? 1 : 0)} MiB`
+}
+
+/** Estimates memory for a model file with `slots` sequences of `contextSize` tokens, all on the CPU. */
+export async function estimateModelMemory(
+  path: string,
+  options: { slots: number; contextSize: number; signal?: AbortSignal | undefined },
+): Promise<{ modelBytes: number; contextBytes: (slots: number, contextSize: number) => number }> {
+  const info = await readGgufFileInfo(path, options.signal === undefined ? {} : { signal: options.signal })
+  const insights = await GgufInsights.from(info)
+  const modelBytes = insights.estimateModelResourceRequirements({ gpuLayers: 0 }).cpuRam
+  const contextBytes = (slots: number, contextSize: number): number =>
+    insights.estimateContextResourceRequirements({ contextSize, modelGpuLayers: 0, sequences: slots }).cpuRam
+  return { modelBytes, contextBytes }
+}
+
+async function readFreeVram(): Promise<number> {
+  const llama = await getLlama({ gpu: 'auto', build: 'never' })
+  try {
+    return llama.gpu === false ? 0 : (await llama.getVramState()).free
+  } finally {
+    await llama.dispose()
+  }
+}
+
+/**
+ * Checks that the model at `path` fits with `slots` × `contextSize` in free memory; returns the estimate, or throws
+ * {@link InsufficientMemoryError} saying what would fit.
+ */
+export async function checkModelFitsInMemory(path: string, options: MemoryFitOptions): Promise<MemoryEstimate> {
+  const { slots, contextSize } = options
+  const headroom = options.headroomBytes ?? MEMORY_HEADROOM_BYTES
+  const estimate = await estimateModelMemory(path, { slots, contextSize, signal: options.signal })
+  const need = (s: number, c: number): number => estimate.modelBytes + estimate.contextBytes(s, c) + headroom
+  const requiredBytes = need(slots, contextSize)
+  let availableBytes = options.freeRamBytes ?? freemem()
+  if (requiredBytes > availableBytes && (options.gpu ?? 'auto') !== false) {
+    availableBytes += options.freeVramBytes ?? (await readFreeVram())
+  }
+  const result: MemoryEstimate = {
+    modelBytes: estimate.modelBytes,
+    contextBytes: estimate.contextBytes(slots, contextSize),
+    requiredBytes,
+    availableBytes,
+  }
+  if (requiredBytes <= availableBytes) return result
+
+  const suggestion: MemoryFitSuggestion = {
+    modelBytes: Math.max(0, availableBytes - estimate.contextBytes(1, MIN_SUGGESTED_CONTEXT_TOKENS) - headroom),
+  }
+  for (let fewer = slots - 1; fewer >= 1; fewer--) {
+    if (need(fewer, contextSize) <= availableBytes) {
+      suggestion.slots = fewer
+      break
+    }
+  }
+  for (
+    let smaller = 2 ** Math.floor(Math.log2(contextSize - 1));
+    smaller >= MIN_SUGGESTED_CONTEXT_TOKENS;
+    smaller /= 2
+  ) {
+    if (smaller < contextSize && need(slots, smaller) <= availableBytes) {
+      suggestion.contextSize = smaller
+      break
+    }
+  }
+  const options_: string[] = []
+  if (suggestion.slots !== undefined) options_.push(`--slots ${suggestion.slots}`)
+  if (suggestion.contextSize !== undefined) options_.push(`a context of ${suggestion.contextSize} tokens per slot`)
+  const modelAdvice =
+    suggestion.modelBytes > 0
+      ? `a smaller model file: one of at most ${formatBytes(suggestion.modelBytes)} fits (a lower quantisation such as Q4_K_M, or fewer parameters)`
+      : 'a machine with more free memory (not even the smallest context fits beside any model)'
+  const wouldFit =
+    options_.length > 0 ? `${options_.join(', or ')} would fit; otherwise use ${modelAdvice}` : `use ${modelAdvice}`
+  throw new InsufficientMemoryError(
+    requiredBytes,
+    availableBytes,
+    suggestion,
+    `The model needs about ${formatBytes(requiredBytes)} (${formatBytes(result.modelBytes)} weights + ${formatBytes(result.contextBytes)} for ${slots} slot${slots === 1 ? '' : 's'} of ${contextSize} tokens + ${formatBytes(headroom)} headroom), but only ${formatBytes(availableBytes)} is free. ${wouldFit[0]?.toUpperCase()}${wouldFit.slice(1)}. Close other programs to free memory, or choose accordingly.`,
+  )
+}
