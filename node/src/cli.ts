@@ -3,6 +3,8 @@ import '@lull/proto/polyfill'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { Command, InvalidArgumentError } from 'commander'
+import { registerBenchCommand } from './commands/bench.js'
+import { registerModelsCommand } from './commands/models.js'
 import { serviceCommand } from './commands/service.js'
 import { DEFAULT_SLOTS } from './constants.js'
 import { defaultThreads } from './hardware.js'
@@ -43,7 +45,11 @@ program
   .command('start')
   .description('load the model, register with the coordinator and serve until Ctrl-C')
   .requiredOption('--coordinator <multiaddr>', 'coordinator address (ends in /p2p/<id>)')
-  .option('--model <model>', 'lull-tiny (built in, generated offline) or a path to a .gguf file', 'lull-tiny')
+  .option(
+    '--model <model>',
+    'lull-tiny (built in, generated offline), a path to a .gguf file, or an hf: URI (downloaded, resumable)',
+    'lull-tiny',
+  )
   .option(
     '--model-sha256 <hex>',
     'refuse the model unless its SHA-256 is this (also confirms a file you replaced on purpose)',
@@ -139,5 +145,7 @@ program
   })
 
 program.addCommand(serviceCommand())
+registerModelsCommand(program, DEFAULT_DATA_DIR)
+registerBenchCommand(program, DEFAULT_DATA_DIR)
 
 await program.parseAsync(process.argv)

@@ -17,7 +17,7 @@ import {
 } from '@lull/proto'
 import { DEFAULT_SLOTS } from './constants.js'
 import { CoordinatorLink } from './coordinator-link.js'
-import { Engine } from './engine/index.js'
+import { DEFAULT_CONTEXT_SIZE_TOKENS, Engine } from './engine/index.js'
 import { describeHardware, liveHardware } from './hardware.js'
 import {
   type Clock,
@@ -32,7 +32,7 @@ import {
 import { SystemIdleSignals } from './idle-signals.js'
 import { KeyRing } from './key-ring.js'
 import { createLogger, type Logger } from './logger.js'
-import { prepareModel, type ResolvedModel } from './model/index.js'
+import { checkModelFitsInMemory, type MemoryFitOptions, prepareModel, type ResolvedModel } from './model/index.js'
 import { type NodeStatusReport, STATUS_INTERVAL_MS, writeStatusFile } from './node-status.js'
 import { ReplayGuard } from './replay-guard.js'
 import { runDispatch } from './request-runner.js'
@@ -80,6 +80,8 @@ export interface LullNodeOptions {
   statusFile?: boolean
   /** How often the status file is rewritten. @default STATUS_INTERVAL_MS */
   statusIntervalMs?: number
+  /** Free RAM/VRAM figures for the memory check before loading (tests). @default measured on this machine */
+  memory?: Pick<MemoryFitOptions, 'freeRamBytes' | 'freeVramBytes'>
   logger?: Logger
   signal?: AbortSignal
 }
@@ -210,6 +212,13 @@ export class LullNode implements AsyncDisposable {
       ...(signal === undefined ? {} : { signal }),
     })
     logger.info({ model: model.id, sha256: model.sha256, sizeBytes: model.sizeBytes, pin: model.pin }, 'model ready')
+    // Refuses (InsufficientMemoryError, saying what would fit) a model and context that free memory cannot hold.
+    await checkModelFitsInMemory(model.path, {
+      slots: options.slots ?? DEFAULT_SLOTS,
+      contextSize: DEFAULT_CONTEXT_SIZE_TOKENS,
+      ...options.memory,
+      signal,
+    })
     const engine = await Engine.load(
       { modelPath: model.path, slots: options.slots ?? DEFAULT_SLOTS, threads: options.threads },
       signal === undefined ? {} : { signal },
