@@ -19,6 +19,14 @@ function number(value: string): number {
   return parsed
 }
 
+const API_KEY_HELP = 'the API key the coordinator knows you by (lull_sk_…); also read from LULL_API_KEY'
+
+/** The API key from `--api-key` or LULL_API_KEY, as client options. */
+function apiKeyFrom(options: { apiKey?: string }): { apiKey?: string } {
+  const apiKey = options.apiKey ?? (process.env.LULL_API_KEY || undefined)
+  return apiKey === undefined ? {} : { apiKey }
+}
+
 function coordinatorFrom(options: { coordinator?: string }): string {
   const address = options.coordinator ?? (process.env.LULL_COORDINATOR || undefined)
   if (address === undefined) fail('no coordinator given: pass --coordinator ADDR or set LULL_COORDINATOR')
@@ -45,6 +53,7 @@ program
   .option('--max-tokens <n>', 'longest answer in tokens', integer, 128)
   .option('--temperature <t>', 'sampling temperature (0 = greedy)', number, 0.8)
   .option('--seed <n>', 'sampling seed, for repeatable answers', integer)
+  .option('--api-key <key>', API_KEY_HELP)
   .option('--json', 'print one JSON object with the answer, usage and node instead of streaming text', false)
   .action(
     async (
@@ -55,11 +64,12 @@ program
         maxTokens: number
         temperature: number
         seed?: number
+        apiKey?: string
         json: boolean
       },
     ) => {
-      const client = await LullClient.connect({ coordinator: coordinatorFrom(options) }).catch((error: Error) =>
-        fail(error.message),
+      const client = await LullClient.connect({ coordinator: coordinatorFrom(options), ...apiKeyFrom(options) }).catch(
+        (error: Error) => fail(error.message),
       )
       const controller = new AbortController()
       process.once('SIGINT', () => controller.abort())
@@ -98,10 +108,11 @@ program
   .command('models')
   .description('list the models the network serves and the nodes serving them')
   .option('--coordinator <multiaddr>', COORDINATOR_HELP)
+  .option('--api-key <key>', API_KEY_HELP)
   .option('--json', 'print JSON', false)
-  .action(async (options: { coordinator?: string; json: boolean }) => {
-    const client = await LullClient.connect({ coordinator: coordinatorFrom(options) }).catch((error: Error) =>
-      fail(error.message),
+  .action(async (options: { coordinator?: string; apiKey?: string; json: boolean }) => {
+    const client = await LullClient.connect({ coordinator: coordinatorFrom(options), ...apiKeyFrom(options) }).catch(
+      (error: Error) => fail(error.message),
     )
     try {
       const models = await client.models()
@@ -131,7 +142,7 @@ program
     'serve the OpenAI API on 127.0.0.1 (/v1/models, /v1/chat/completions, /v1/completions); requests are sealed here, so prompts leave this machine encrypted',
   )
   .option('--coordinator <multiaddr>', COORDINATOR_HELP)
-  .option('--api-key <key>', 'the key the coordinator knows you by; also read from LULL_API_KEY')
+  .option('--api-key <key>', API_KEY_HELP)
   .option('--port <n>', 'port on 127.0.0.1 (0 picks a free one)', integer, DEFAULT_PROXY_PORT)
   .action(async (options: { coordinator?: string; apiKey?: string; port: number }) => {
     const apiKey = options.apiKey ?? (process.env.LULL_API_KEY || undefined)

@@ -36,14 +36,24 @@ async function ask(address: string, request: AdminToCoordinator, timeoutMs: numb
   }
 }
 
-export async function fetchStatus(address: string, timeoutMs = 10_000): Promise<StatusMessage> {
-  const answer = await ask(address, { type: 'status-request' }, timeoutMs)
+/** `apiKey`: a key with the admin role; not needed by a coordinator in open mode. */
+export async function fetchStatus(address: string, timeoutMs = 10_000, apiKey?: string): Promise<StatusMessage> {
+  const answer = await ask(address, { type: 'status-request', ...(apiKey === undefined ? {} : { apiKey }) }, timeoutMs)
   if (answer.type !== 'status') throw new Error(`expected a status answer, got "${answer.type}"`)
   return answer
 }
 
-export async function fetchExplain(address: string, requestId: string, timeoutMs = 10_000): Promise<ExplainMessage> {
-  const answer = await ask(address, { type: 'explain-request', requestId }, timeoutMs)
+export async function fetchExplain(
+  address: string,
+  requestId: string,
+  timeoutMs = 10_000,
+  apiKey?: string,
+): Promise<ExplainMessage> {
+  const answer = await ask(
+    address,
+    { type: 'explain-request', requestId, ...(apiKey === undefined ? {} : { apiKey }) },
+    timeoutMs,
+  )
   if (answer.type !== 'explain') throw new Error(`expected an explain answer, got "${answer.type}"`)
   return answer
 }

@@ -8,8 +8,7 @@ import { errorReply } from './wire-errors.js'
  * Serves one admin stream (`lull-coordinator status` / `explain`): one request, one answer. The answer holds ids,
  * hardware summaries, counters, times and scheduling reasons: never a payload or ciphertext.
  *
- * Access: in this open-mode version any peer may ask, and only when the coordinator runs with `--open`. When API
- * keys arrive, admin access must require an admin key.
+ * Access: an API key with the admin role (`lull-coordinator keys create --admin`); in open mode any peer may ask.
  */
 export async function handleAdminStream(coordinator: Coordinator, stream: Stream, peerId: string): Promise<void> {
   const channel = new MessageChannel<typeof ADMIN_TO_COORDINATOR, CoordinatorToAdmin>(stream, {
@@ -23,14 +22,13 @@ export async function handleAdminStream(coordinator: Coordinator, stream: Stream
         if (received.fatal) break
         continue
       }
-      if (!coordinator.open) {
-        coordinator.log.info({ peerId }, 'admin request refused: not in open mode')
-        await channel.send(
-          errorReply(new LullError(ErrorCode.InvalidRequest, 'the admin view is only available in open mode (--open)')),
-        )
+      const message = received.message
+      const refused = coordinator.accounts.authorizeAdmin(message.apiKey)
+      if (refused !== undefined) {
+        coordinator.log.info({ peerId, code: refused.code }, 'admin request refused')
+        await channel.send(errorReply(refused))
         break
       }
-      const message = received.message
       if (message.type === 'status-request') {
         await channel.send(coordinator.status())
         break

@@ -1,10 +1,13 @@
 #!/usr/bin/env node
 import '@lull/proto/polyfill'
 import { mkdir, rename, writeFile } from 'node:fs/promises'
-import { homedir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { dirname } from 'node:path'
 import { Command, InvalidArgumentError } from 'commander'
 import { fetchExplain, fetchStatus } from './admin-client.js'
+import { DEFAULT_COORDINATOR_DATA_DIR } from './commands/command-helpers.js'
+import { addKeysCommand } from './commands/keys.js'
+import { addTokensCommand } from './commands/tokens.js'
+import { addUsageCommands } from './commands/usage.js'
 import { DEFAULT_LISTEN_ADDRESS } from './constants.js'
 import { Coordinator } from './coordinator.js'
 import { createLogger } from './logger.js'
@@ -27,13 +30,13 @@ program
   .option('--listen <multiaddr...>', 'addresses to listen on', [DEFAULT_LISTEN_ADDRESS])
   .option(
     '--data-dir <dir>',
-    'where the identity key lives (keeps the address stable)',
-    join(homedir(), '.lull', 'coordinator'),
+    'the identity key (keeps the address stable) and the accounts store: API keys, join tokens, balances, usage ledger',
+    DEFAULT_COORDINATOR_DATA_DIR,
   )
   .option('--ready-file <path>', 'once listening, write the dialable multiaddr (with /p2p/<id>) to this file')
   .option(
     '--open',
-    'open mode: any node may join, any client may submit, and any peer may read the admin view (status, explain); trusted local networks only',
+    'open mode: no join tokens, API keys, limits or credits; any peer may read the admin view (status, explain); usage is still recorded. Trusted local networks only. Without it, nodes need a join token (tokens create) and clients an API key (keys create)',
     false,
   )
   .option(
@@ -86,19 +89,21 @@ program
 program
   .command('status')
   .description(
-    'show every node (hardware, model, state, load, requests, errors, last seen) and network totals; never any payload. In this version the admin view is open to any peer, and only on a coordinator started with --open',
+    'show every node (hardware, model, state, load, requests, errors, last seen) and network totals; never any payload. Needs an admin API key unless the coordinator runs --open',
   )
   .requiredOption('--coordinator <multiaddr>', "the coordinator's address, ending in /p2p/<peer id>")
+  .option('--api-key <key>', 'an API key with the admin role (keys create --admin). Default: $LULL_API_KEY')
   .option('--json', 'print the status as JSON (for scripts)', false)
   .option('--watch [seconds]', 'refresh every few seconds until Ctrl-C (default 2)')
-  .action(async (options: { coordinator: string; json: boolean; watch?: string | boolean }) => {
+  .action(async (options: { coordinator: string; json: boolean; watch?: string | boolean; apiKey?: string }) => {
+    const apiKey = options.apiKey ?? process.env.LULL_API_KEY
     const intervalMs =
       options.watch === undefined
         ? undefined
         : Math.max(0.5, Number(options.watch === true ? 2 : options.watch) || 2) * 1000
     for (;;) {
       try {
-        const status = await fetchStatus(options.coordinator)
+        const status = await fetchStatus(options.coordinator, undefined, apiKey)
         const text = options.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status)
         process.stdout.write(intervalMs !== undefined && !options.json ? `\x1b[2J\x1b[H${text}` : text)
       } catch (error) {
@@ -119,15 +124,21 @@ program
   )
   .argument('<request-id>', 'the request id')
   .requiredOption('--coordinator <multiaddr>', "the coordinator's address, ending in /p2p/<peer id>")
+  .option('--api-key <key>', 'an API key with the admin role (keys create --admin). Default: $LULL_API_KEY')
   .option('--json', 'print as JSON', false)
-  .action(async (requestId: string, options: { coordinator: string; json: boolean }) => {
+  .action(async (requestId: string, options: { coordinator: string; json: boolean; apiKey?: string }) => {
     try {
-      const explained = await fetchExplain(options.coordinator, requestId)
+      const apiKey = options.apiKey ?? process.env.LULL_API_KEY
+      const explained = await fetchExplain(options.coordinator, requestId, undefined, apiKey)
       process.stdout.write(options.json ? `${JSON.stringify(explained, null, 2)}\n` : formatExplain(explained))
     } catch (error) {
       process.stderr.write(`lull-coordinator: ${(error as Error).message}\n`)
       process.exit(1)
     }
   })
+
+addKeysCommand(program)
+addTokensCommand(program)
+addUsageCommands(program)
 
 await program.parseAsync(process.argv)

@@ -6,8 +6,9 @@ import { errorReply } from './wire-errors.js'
 /**
  * Serves one client stream: a catalogue request, or one submitted request (whose stream then carries the relayed
  * sealed answer, and may carry a cancel). A client that closes or resets its stream cancels its request.
+ * `peerId` is the client connection's remote peer.
  */
-export async function handleClientStream(coordinator: Coordinator, stream: Stream): Promise<void> {
+export async function handleClientStream(coordinator: Coordinator, stream: Stream, peerId: string): Promise<void> {
   const channel = new MessageChannel<typeof CLIENT_TO_COORDINATOR, CoordinatorToClient>(stream, {
     inbound: CLIENT_TO_COORDINATOR,
     ...(coordinator.frameObserver === undefined ? {} : { observer: coordinator.frameObserver }),
@@ -23,10 +24,17 @@ export async function handleClientStream(coordinator: Coordinator, stream: Strea
       }
       const message = received.message
       switch (message.type) {
-        case 'catalogue-request':
+        case 'catalogue-request': {
+          const key = coordinator.accounts.authenticateClient(message.apiKey)
+          if (key instanceof LullError) {
+            await channel.send(errorReply(key))
+            await channel.close()
+            return
+          }
           await channel.send(coordinator.catalogue())
           await channel.close()
           return
+        }
         case 'submit':
           if (job !== undefined) {
             channel.trySend(
@@ -34,7 +42,8 @@ export async function handleClientStream(coordinator: Coordinator, stream: Strea
             )
             break
           }
-          job = coordinator.submit(channel, message)
+          // Fair sharing is per client: the connection's peer id (with API keys, the key's account).
+          job = coordinator.submit(channel, message, peerId)
           break
         case 'cancel':
           if (job !== undefined && job.clientRequestId === message.requestId) coordinator.cancel(job)

@@ -23,6 +23,8 @@ import {
   type SubmitMessage,
   verifyNodeCertificate,
 } from '@lull/proto'
+import { Accounts } from './accounts/admission.js'
+import { AccountsStore } from './accounts/store.js'
 import { handleAdminStream } from './admin-session.js'
 import { handleClientStream } from './client-session.js'
 import {
@@ -34,10 +36,12 @@ import {
   QUEUE_TIMEOUT_MS,
 } from './constants.js'
 import { DecisionLog } from './decision-log.js'
+import { DispatchBatcher } from './dispatch-batcher.js'
+import { FairQueue } from './fair-queue.js'
 import { createLogger, type Logger } from './logger.js'
 import { type MetricsServer, startMetricsServer } from './metrics-server.js'
 import { handleNodeStream } from './node-link.js'
-import { type NodeChannel, type NodeEntry, Registry } from './registry.js'
+import { type NodeChannel, type NodeEntry, Registry, recordNodeTtft } from './registry.js'
 import { placeRequest } from './scheduler.js'
 import { errorReply } from './wire-errors.js'
 
@@ -46,9 +50,16 @@ export type ClientChannel = MessageChannel<typeof CLIENT_TO_COORDINATOR, Coordin
 export interface CoordinatorOptions {
   /** @default ['/ip4/127.0.0.1/tcp/4710'] */
   listen?: string[]
-  /** Where the identity key lives, so the coordinator's address survives restarts. A fresh identity when omitted. */
+  /**
+   * Where the identity key (so the address survives restarts) and the accounts store (API keys, join tokens,
+   * balances, usage ledger) live. Required unless `open`; in open mode without it there is a fresh identity and
+   * no ledger.
+   */
   dataDir?: string
-  /** Open mode: any node may join and any client may submit. For local networks only. */
+  /**
+   * Open mode: any node may join and any client may submit, with no keys, credits or limits. For local networks
+   * only. With a data dir, usage is still recorded (client `open`, no credits move).
+   */
   open: boolean
   logger?: Logger
   /** Sees every frame the coordinator sends or receives (used to audit that no payload crosses it in the clear). */
@@ -64,6 +75,19 @@ export interface CoordinatorOptions {
   maxQueuedRequestsPerModel?: number
   /** How often stale nodes are looked for. @default EVICTION_INTERVAL_MS */
   evictionIntervalMs?: number
+  /**
+   * How long a request may wait for a free slot, summed over every stretch it spends queued (a failover does not
+   * restart it); past it the request ends with `no-capacity`. @default QUEUE_TIMEOUT_MS (30 s)
+   */
+  queueTimeoutMs?: number
+  /** A client's share of a saturated model's queue, relative to others'. @default () => 1 */
+  clientWeight?: (clientId: string) => number
+  /** Dispatches to one node within this window go out in one message; 0: within one event-loop turn. @default 0 */
+  dispatchBatchWindowMs?: number
+  /** Most open connections (nodes, clients and admin views together). @default MAX_CONNECTIONS (512) */
+  maxConnections?: number
+  /** Called with the time (ms, from performance.now()) each placement decision took, for benchmarks. */
+  onDecisionTimed?: (durationMs: number) => void
 }
 
 /** Time-to-first-token samples kept for the status percentiles. */
@@ -74,12 +98,22 @@ interface Job {
   /** The opaque id the node sees. */
   id: string
   clientRequestId: string
+  /** Who asked, for fair sharing: the client connection's peer id (or, with accounts, the key's account). */
+  clientId: string
   submit: SubmitMessage
   client: ClientChannel
   node: NodeEntry | undefined
   status: 'queued' | 'running' | 'finished'
   cancelled: boolean
   queueTimer: NodeJS.Timeout | undefined
+  /** Time spent queued so far, over every stretch (the wait budget is spent across failovers, not restarted). */
+  queuedMs: number
+  /** When the current stretch in the queue began. */
+  queuedSinceMs: number
+  /** Ends the request with `deadline-exceeded` when the header's `timeoutMs` runs out. */
+  deadlineTimer: NodeJS.Timeout | undefined
+  /** When the current dispatch was made (its node's time to first token counts from here). */
+  dispatchedAtMs: number
   submittedAtMs: number
   /** Dispatches so far (the first, plus one per failover). */
   attempts: number
@@ -87,6 +121,8 @@ interface Job {
   failedNodes: Set<string>
   /** Sealed chunks relayed to the client. After the first, the request can no longer move to another node. */
   chunksRelayed: number
+  /** The node's end arrived and its usage is being written: the client hears `end` once it is on disk. */
+  settling?: boolean
 }
 
 /**
@@ -101,10 +137,16 @@ export class Coordinator {
   /** Open mode: any node may join, any client submit, and any peer read the admin view. */
   readonly open: boolean
   readonly decisions = new DecisionLog()
+  /** API keys, join tokens, admission (rate, quota, credits) and the usage ledger. */
+  readonly accounts: Accounts
   /** The Prometheus endpoint, when `metricsPort` was given. */
   metrics: MetricsServer | undefined
   private readonly jobs = new Map<string, Job>()
-  private readonly queues = new Map<string, Job[]>()
+  private readonly queues = new Map<string, FairQueue<Job>>()
+  private readonly batcher: DispatchBatcher<Job>
+  private readonly queueTimeoutMs: number
+  private readonly clientWeight: ((clientId: string) => number) | undefined
+  private readonly onDecisionTimed: ((durationMs: number) => void) | undefined
   private readonly evictionTimer: NodeJS.Timeout
   private readonly nodeStaleAfterMs: number
   private readonly maxQueuedRequestsPerModel: number
@@ -117,34 +159,58 @@ export class Coordinator {
   private readonly ttftSamplesMs: number[] = []
   private ttftNext = 0
 
-  private constructor(host: Libp2p, options: CoordinatorOptions) {
+  private constructor(host: Libp2p, options: CoordinatorOptions, accounts: Accounts) {
     this.host = host
+    this.accounts = accounts
     this.log = options.logger ?? createLogger()
     this.frameObserver = options.frameObserver
     this.open = options.open
     this.nodeStaleAfterMs = options.nodeStaleAfterMs ?? NODE_STALE_AFTER_MS
     this.maxQueuedRequestsPerModel = options.maxQueuedRequestsPerModel ?? MAX_QUEUED_REQUESTS_PER_MODEL
+    this.queueTimeoutMs = options.queueTimeoutMs ?? QUEUE_TIMEOUT_MS
+    this.clientWeight = options.clientWeight
+    this.onDecisionTimed = options.onDecisionTimed
+    this.batcher = new DispatchBatcher<Job>(
+      {
+        entryOf: (job, node) =>
+          job.node === node && job.status === 'running'
+            ? { requestId: job.id, header: job.submit.header, sealed: job.submit.sealed }
+            : undefined,
+        onSendFailed: (jobs, node) => {
+          for (const job of jobs) this.nodeFailedJob(job, node, { kind: 'lost', reason: 'the chosen node went away' })
+        },
+      },
+      options.dispatchBatchWindowMs === undefined ? {} : { windowMs: options.dispatchBatchWindowMs },
+    )
     this.evictionTimer = setInterval(() => this.evictStaleNodes(), options.evictionIntervalMs ?? EVICTION_INTERVAL_MS)
     this.evictionTimer.unref()
   }
 
   static async start(options: CoordinatorOptions): Promise<Coordinator> {
-    if (!options.open) {
+    if (!options.open && options.dataDir === undefined) {
       throw new Error(
-        'join tokens and API keys are not available yet: start with --open (any node may join and any client may submit; use on a trusted local network only)',
+        'a coordinator that checks API keys and join tokens needs a data dir for its accounts store (--data-dir), or --open for a trusted local network',
       )
     }
     const privateKey = options.dataDir === undefined ? undefined : await loadOrCreateIdentity(options.dataDir)
-    const host = await createLullHost({
-      listen: options.listen ?? [DEFAULT_LISTEN_ADDRESS],
-      ...(privateKey === undefined ? {} : { privateKey }),
-    })
-    const coordinator = new Coordinator(host, options)
+    const store = options.dataDir === undefined ? undefined : AccountsStore.open(options.dataDir)
+    let host: Libp2p
+    try {
+      host = await createLullHost({
+        listen: options.listen ?? [DEFAULT_LISTEN_ADDRESS],
+        ...(privateKey === undefined ? {} : { privateKey }),
+        ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
+      })
+    } catch (error) {
+      await store?.close()
+      throw error
+    }
+    const coordinator = new Coordinator(host, options, new Accounts(store, options.open))
     await host.handle(NODE_PROTOCOL, (stream, connection) => coordinator.onNodeStream(stream, connection), {
       maxInboundStreams: MAX_NODE_LINK_STREAMS,
       maxOutboundStreams: 1,
     })
-    await host.handle(CLIENT_PROTOCOL, (stream) => coordinator.onClientStream(stream), {
+    await host.handle(CLIENT_PROTOCOL, (stream, connection) => coordinator.onClientStream(stream, connection), {
       maxInboundStreams: MAX_CLIENT_STREAMS_PER_CONNECTION,
       maxOutboundStreams: 1,
     })
@@ -169,9 +235,14 @@ export class Coordinator {
     if (this.stopped) return
     this.stopped = true
     clearInterval(this.evictionTimer)
-    for (const job of this.jobs.values()) if (job.queueTimer !== undefined) clearTimeout(job.queueTimer)
+    for (const job of this.jobs.values()) {
+      if (job.queueTimer !== undefined) clearTimeout(job.queueTimer)
+      if (job.deadlineTimer !== undefined) clearTimeout(job.deadlineTimer)
+    }
+    this.batcher.stop()
     await this.metrics?.close()
     await this.host.stop()
+    await this.accounts.close()
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -190,14 +261,16 @@ export class Coordinator {
     })
   }
 
-  private onClientStream(stream: Stream): void {
-    handleClientStream(this, stream).catch((error: unknown) => {
+  private onClientStream(stream: Stream, connection: Connection): void {
+    handleClientStream(this, stream, connection.remotePeer.toString()).catch((error: unknown) => {
       this.log.warn({ err: errorSummary(error) }, 'client stream failed')
     })
   }
 
   /** Checks a node's registration; on success the node is in the registry and may get work. */
   async registerNode(channel: NodeChannel, peerId: string, message: RegisterMessage): Promise<NodeEntry | LullError> {
+    const refused = this.accounts.admitNode(peerId, message.joinToken)
+    if (refused !== undefined) return refused
     const { certificate } = message
     const valid = await verifyNodeCertificate(certificate, { nowMs: Date.now(), nodeId: peerId })
     if (!valid) {
@@ -270,23 +343,38 @@ export class Coordinator {
   }
 
   /** Places a submitted request, queues it, or refuses it. */
-  submit(client: ClientChannel, submit: SubmitMessage): Job {
+  submit(client: ClientChannel, submit: SubmitMessage, clientId: string): Job {
+    const nowMs = Date.now()
     const job: Job = {
       id: createRequestId(),
       clientRequestId: submit.requestId,
+      clientId,
       submit,
       client,
       node: undefined,
       status: 'queued',
       cancelled: false,
       queueTimer: undefined,
-      submittedAtMs: Date.now(),
+      queuedMs: 0,
+      queuedSinceMs: nowMs,
+      deadlineTimer: undefined,
+      dispatchedAtMs: nowMs,
+      submittedAtMs: nowMs,
       attempts: 0,
       failedNodes: new Set(),
       chunksRelayed: 0,
     }
     this.jobs.set(job.id, job)
-    const placement = placeRequest(this.registry, submit.header)
+    // Admission before any dispatch: key, rate limit, quota, credit reservation.
+    const refusal = this.accounts.admit({ ...job, header: submit.header }, submit.apiKey, job.submittedAtMs)
+    if (refusal !== undefined) {
+      this.decide(job, 'refused', refusal.message)
+      this.finish(job, errorReply(refusal, job.clientRequestId))
+      return job
+    }
+    const { timeoutMs } = submit.header
+    if (timeoutMs !== undefined) job.deadlineTimer = setTimeout(() => this.deadlinePassed(job, timeoutMs), timeoutMs)
+    const placement = this.place(job)
     if (placement.kind === 'node') {
       this.decide(job, 'placed', placement.reason, placement.node.nodeId)
       this.dispatch(job, placement.node)
@@ -310,6 +398,11 @@ export class Coordinator {
       this.finish(job, undefined)
       return
     }
+    if (job.node !== undefined && this.batcher.withdraw(job.node, job)) {
+      // It had not left for the node yet: nothing to stop there.
+      this.finish(job, undefined)
+      return
+    }
     job.node?.channel.trySend({ type: 'cancel', requestId: job.id })
     this.log.debug({ requestId: job.id }, 'cancel forwarded to node')
   }
@@ -317,7 +410,11 @@ export class Coordinator {
   relayChunk(node: NodeEntry, requestId: string, data: Uint8Array): void {
     const job = this.runningJobOf(node, requestId)
     if (job === undefined || job.cancelled) return
-    if (job.chunksRelayed === 0) this.recordTtft(Date.now() - job.submittedAtMs)
+    if (job.chunksRelayed === 0) {
+      const nowMs = Date.now()
+      this.recordTtft(nowMs - job.submittedAtMs)
+      recordNodeTtft(this.registry.countersOf(node.nodeId), nowMs - job.dispatchedAtMs)
+    }
     job.chunksRelayed++
     job.client.trySend({ type: 'chunk', requestId: job.clientRequestId, data })
   }
@@ -325,6 +422,26 @@ export class Coordinator {
   finishFromNode(node: NodeEntry, message: EndMessage): void {
     const job = this.runningJobOf(node, message.requestId)
     if (job === undefined) return
+    if (this.accounts.isAdmitted(job.id)) {
+      // The usage record and credit moves are on disk before the client hears `end`.
+      job.settling = true
+      this.accounts.settle({ ...job, header: job.submit.header }, node.nodeId, message, job.cancelled).then(
+        ({ disputed }) => {
+          if (disputed !== undefined) {
+            this.registry.countersOf(node.nodeId).errors++
+            this.log.warn({ requestId: job.id, nodeId: node.nodeId, disputed }, 'usage disputed; no credits moved')
+          }
+          job.settling = false
+          this.finishFromNode(node, message)
+        },
+        (error: unknown) => {
+          this.log.error({ requestId: job.id, err: errorSummary(error) }, 'usage not recorded')
+          const failure = new LullError(ErrorCode.Internal, 'the coordinator could not record this request; retry it')
+          this.finish(job, errorReply(failure, job.clientRequestId))
+        },
+      )
+      return
+    }
     this.log.debug(
       { requestId: job.id, nodeId: node.nodeId, ...message.usage, durationMs: Date.now() - job.submittedAtMs },
       'request finished',
@@ -350,8 +467,8 @@ export class Coordinator {
 
   private runningJobOf(node: NodeEntry, requestId: string): Job | undefined {
     const job = this.jobs.get(requestId)
-    // A node may only speak for requests dispatched to it.
-    return job !== undefined && job.node === node && job.status === 'running' ? job : undefined
+    // A node may only speak for requests dispatched to it; once its end arrived, it has said all it may.
+    return job !== undefined && job.node === node && job.status === 'running' && job.settling !== true ? job : undefined
   }
 
   /**
@@ -363,11 +480,11 @@ export class Coordinator {
     job.node = node
     job.attempts++
     node.inFlight++
-    const { header, sealed } = job.submit
-    if (!node.channel.trySend({ type: 'dispatch', requestId: job.id, header, sealed })) {
-      this.nodeFailedJob(job, node, { kind: 'lost', reason: 'the chosen node went away' })
-      return
-    }
+    job.dispatchedAtMs = Date.now()
+    node.lastAssignmentChangeMs = job.dispatchedAtMs
+    const { header } = job.submit
+    // Sent with whatever else is bound for this node in the same turn (see DispatchBatcher).
+    this.batcher.add(node, job)
     job.client.trySend({ type: 'dispatched', requestId: job.clientRequestId, nodeId: node.nodeId })
     this.log.debug(
       { requestId: job.id, nodeId: node.nodeId, model: header.model, sizeBucket: header.sizeBucket },
@@ -381,11 +498,23 @@ export class Coordinator {
     const wasRunning = job.status === 'running'
     job.status = 'finished'
     this.jobs.delete(job.id)
+    if (this.accounts.isAdmitted(job.id)) {
+      // Ended without a settled count: release the reservation and record the outcome.
+      const outcome = last === undefined ? 'cancelled' : 'failed'
+      const code = last?.type === 'error' ? last.code : undefined
+      this.accounts
+        .abandon({ ...job, header: job.submit.header }, outcome, job.node?.nodeId, code)
+        .catch((error: unknown) =>
+          this.log.error({ requestId: job.id, err: errorSummary(error) }, 'usage not recorded'),
+        )
+    }
     if (job.queueTimer !== undefined) clearTimeout(job.queueTimer)
+    if (job.deadlineTimer !== undefined) clearTimeout(job.deadlineTimer)
     if (last !== undefined) job.client.trySend(last)
     void job.client.close()
     if (wasRunning && job.node !== undefined) {
       job.node.inFlight--
+      job.node.lastAssignmentChangeMs = Date.now()
       this.drainQueue(job.node.modelId)
     }
   }
@@ -407,7 +536,7 @@ export class Coordinator {
     node: NodeEntry,
     cause: { kind: 'lost'; reason: string } | { kind: 'error'; message: ErrorMessage },
   ): void {
-    if (job.status !== 'running' || job.node !== node) return
+    if (job.status !== 'running' || job.node !== node || job.settling === true) return
     job.node = undefined
     job.status = 'queued'
     node.inFlight--
@@ -430,7 +559,7 @@ export class Coordinator {
       this.decide(job, 'failed', `${why}; no failover: ${limit}`, node.nodeId)
       failure = cause.kind === 'error' ? cause.message : this.nodeLostError(job, cause.reason)
     } else {
-      const placement = placeRequest(this.registry, job.submit.header, Math.random, job.failedNodes)
+      const placement = this.place(job)
       if (placement.kind === 'refuse') {
         this.decide(job, 'failed', `${why}; no other candidate is connected`, node.nodeId)
         failure = cause.kind === 'error' ? cause.message : this.nodeLostError(job, cause.reason)
@@ -543,7 +672,7 @@ export class Coordinator {
         busySlots,
         queued: [...new Set([...nodes.map((node) => node.modelId), ...this.queues.keys()])].map((modelId) => ({
           modelId,
-          depth: this.queues.get(modelId)?.length ?? 0,
+          depth: this.queues.get(modelId)?.size ?? 0,
         })),
         requestsPerMinute: this.recentCompletionsMs.length,
         requestsServed: this.requestsServed,
@@ -555,46 +684,91 @@ export class Coordinator {
     }
   }
 
+  /** Where `job` can go now, timed for `onDecisionTimed`. */
+  private place(job: Job): ReturnType<typeof placeRequest> {
+    if (this.onDecisionTimed === undefined) {
+      return placeRequest(this.registry, job.submit.header, Math.random, job.failedNodes)
+    }
+    const startedAt = performance.now()
+    const placement = placeRequest(this.registry, job.submit.header, Math.random, job.failedNodes)
+    this.onDecisionTimed(performance.now() - startedAt)
+    return placement
+  }
+
+  /**
+   * Queues `job` in its model's fair queue (see FairQueue): by priority, then fairly between clients. Refused as
+   * `overloaded` when the queue is full; ends with `no-capacity` once its wait budget, over every stretch it
+   * spends queued, is spent.
+   */
   private enqueue(job: Job): void {
-    const queue = this.queues.get(job.submit.header.model) ?? []
-    if (queue.length >= this.maxQueuedRequestsPerModel) {
+    const model = job.submit.header.model
+    let queue = this.queues.get(model)
+    if (queue === undefined) {
+      queue = new FairQueue<Job>(this.clientWeight === undefined ? {} : { clientWeight: this.clientWeight })
+      this.queues.set(model, queue)
+    }
+    if (queue.size >= this.maxQueuedRequestsPerModel) {
       const error = new LullError(
         ErrorCode.Overloaded,
-        `the network is saturated: ${queue.length} requests already wait for this model; retry after ${OVERLOADED_RETRY_AFTER_MS} ms`,
+        `the network is saturated: ${queue.size} requests already wait for this model; retry after ${OVERLOADED_RETRY_AFTER_MS} ms`,
         { retryAfterMs: OVERLOADED_RETRY_AFTER_MS },
       )
       this.finish(job, errorReply(error, job.clientRequestId))
       return
     }
-    queue.push(job)
-    this.queues.set(job.submit.header.model, queue)
+    queue.push(job, job.clientId, job.submit.header.priority)
+    job.queuedSinceMs = Date.now()
+    const budgetMs = Math.max(0, this.queueTimeoutMs - job.queuedMs)
     job.queueTimer = setTimeout(() => {
       this.removeFromQueue(job)
       const error = new LullError(
         ErrorCode.NoCapacity,
-        `no candidate node had a free slot within ${QUEUE_TIMEOUT_MS} ms; retry later`,
+        `no candidate node had a free slot within ${this.queueTimeoutMs} ms of waiting; retry later`,
       )
+      this.decide(job, 'expired', `waited ${job.queuedMs} ms in the queue in all`)
       this.finish(job, errorReply(error, job.clientRequestId))
-    }, QUEUE_TIMEOUT_MS)
+    }, budgetMs)
   }
 
-  private removeFromQueue(job: Job): void {
+  /** Takes `job` out of its queue (served, cancelled or expired) and counts the time it waited. */
+  private removeFromQueue(job: Job, served = false): void {
     const queue = this.queues.get(job.submit.header.model)
-    const index = queue?.indexOf(job) ?? -1
-    if (queue !== undefined && index >= 0) queue.splice(index, 1)
+    if (queue === undefined) return
+    if (!(served ? queue.take(job) : queue.remove(job))) return
+    job.queuedMs += Date.now() - job.queuedSinceMs
+    if (job.queueTimer !== undefined) clearTimeout(job.queueTimer)
+    job.queueTimer = undefined
   }
 
-  /** Places waiting requests, oldest first, on slots that have come free. */
+  /** The header's `timeoutMs` ran out: a queued request is dropped, a running one is stopped on its node. */
+  private deadlinePassed(job: Job, timeoutMs: number): void {
+    job.deadlineTimer = undefined
+    if (job.status === 'finished') return
+    const error = new LullError(
+      ErrorCode.DeadlineExceeded,
+      job.status === 'queued'
+        ? `the request's ${timeoutMs} ms deadline passed while it waited for a free slot; it was never run`
+        : `the request's ${timeoutMs} ms deadline passed while it ran; it was stopped on its node`,
+    )
+    this.decide(job, 'deadline', error.message, job.node?.nodeId)
+    if (job.status === 'queued') {
+      this.removeFromQueue(job)
+    } else if (job.node !== undefined && !this.batcher.withdraw(job.node, job)) {
+      job.node.channel.trySend({ type: 'cancel', requestId: job.id })
+    }
+    this.requestsFailed++
+    this.finish(job, errorReply(error, job.clientRequestId))
+  }
+
+  /** Places waiting requests on slots that have come free: highest priority first, fairly between clients. */
   private drainQueue(modelId: string): void {
     const queue = this.queues.get(modelId)
-    if (queue === undefined || queue.length === 0) return
-    for (const job of [...queue]) {
-      if (job.status !== 'queued') continue
-      const placement = placeRequest(this.registry, job.submit.header, Math.random, job.failedNodes)
+    if (queue === undefined || queue.size === 0) return
+    for (const job of queue.ordered()) {
+      if (job.status !== 'queued' || !queue.has(job)) continue
+      const placement = this.place(job)
       if (placement.kind === 'wait') continue
-      this.removeFromQueue(job)
-      if (job.queueTimer !== undefined) clearTimeout(job.queueTimer)
-      job.queueTimer = undefined
+      this.removeFromQueue(job, placement.kind === 'node')
       if (placement.kind === 'node') {
         this.decide(job, 'placed', `a slot came free: ${placement.reason}`, placement.node.nodeId)
         this.dispatch(job, placement.node)
@@ -607,6 +781,7 @@ export class Coordinator {
           this.finish(job, errorReply(placement.error, job.clientRequestId))
         }
       }
+      if (!this.registry.hasFreeSlot(modelId)) return
     }
   }
 

@@ -53,6 +53,29 @@ export function httpErrorFrom(error: unknown): HttpError {
           : DEFAULT_RETRY_AFTER_SECONDS
       return { ...httpError(503, 'server_error', code, error.message), retryAfterSeconds }
     }
+    case ErrorCode.Unauthorized:
+      return httpError(401, 'authentication_error', code, error.message)
+    case ErrorCode.Forbidden:
+      return httpError(403, 'permission_error', code, error.message)
+    case ErrorCode.InsufficientCredits:
+      return httpError(402, 'insufficient_quota', code, error.message)
+    case ErrorCode.RateLimited:
+    case ErrorCode.QuotaExceeded: {
+      const hintMs = error.retryAfterMs
+      const retryAfterSeconds =
+        typeof hintMs === 'number' && Number.isFinite(hintMs) && hintMs >= 0
+          ? Math.ceil(hintMs / 1000)
+          : DEFAULT_RETRY_AFTER_SECONDS
+      return {
+        ...httpError(
+          429,
+          error.code === ErrorCode.RateLimited ? 'rate_limit_error' : 'insufficient_quota',
+          code,
+          error.message,
+        ),
+        retryAfterSeconds,
+      }
+    }
     case ErrorCode.Timeout:
       return httpError(504, 'server_error', code, error.message)
     case ErrorCode.Cancelled:
