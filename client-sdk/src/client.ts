@@ -33,7 +33,7 @@ import { DEFAULT_MAX_RETRIES, type RetryInfo, withRetries } from './internal/ret
 export interface LullClientOptions {
   /** The coordinator's multiaddr, ending in `/p2p/<peer id>`. */
   coordinator: string
-  /** Accepted for forward compatibility; coordinators in open mode need none. */
+  /** The API key the coordinator knows this client by (`lull_sk_…`); coordinators in open mode need none. */
   apiKey?: string
   /**
    * How many nodes each request is sealed for.
@@ -122,10 +122,12 @@ export class LullClient implements AsyncDisposable {
   readonly #maxRetries: number
   readonly #onRetry: ((info: RetryInfo) => void) | undefined
   readonly #maxResumes: number
+  readonly #apiKey: string | undefined
   #catalogue: { models: ModelInfo[]; fetchedAtMs: number } | undefined
 
   private constructor(host: Libp2p, options: LullClientOptions) {
     this.#host = host
+    this.#apiKey = options.apiKey
     this.#coordinator = multiaddr(options.coordinator)
     this.#candidates = options.candidates ?? DEFAULT_CANDIDATES
     this.#timeoutMs = options.timeoutMs ?? 10_000
@@ -168,7 +170,7 @@ export class LullClient implements AsyncDisposable {
       inbound: COORDINATOR_TO_CLIENT,
     })
     try {
-      await channel.send({ type: 'catalogue-request' })
+      await channel.send({ type: 'catalogue-request', ...(this.#apiKey === undefined ? {} : { apiKey: this.#apiKey }) })
       for await (const received of channel) {
         if (!received.ok) throw received.error
         if (received.message.type === 'catalogue') {
@@ -317,7 +319,8 @@ export class LullClient implements AsyncDisposable {
     signal?.addEventListener('abort', onAbort, { once: true })
     let finished = false
     try {
-      await channel.send({ type: 'submit', requestId, header, sealed })
+      const apiKey = this.#apiKey === undefined ? {} : { apiKey: this.#apiKey }
+      await channel.send({ type: 'submit', ...apiKey, requestId, header, sealed })
       let opener: ResponseOpener | undefined
       let nodeId: string | undefined
       let finish: { reason: FinishReason; usage: Usage } | undefined
