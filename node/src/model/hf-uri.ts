@@ -103,12 +103,14 @@ export function hfFileUrl(endpoint: string, user: string, repo: string, branch: 
 /** The network failure behind a fetch error, as a short phrase (`ECONNREFUSED`, `ENOTFOUND`, …). */
 export function networkCause(error: unknown): string {
   let current: unknown = error
+  let message = error instanceof Error ? error.message : String(error)
   for (let depth = 0; depth < 4 && current instanceof Error; depth++) {
     const code = (current as NodeJS.ErrnoException).code
     if (typeof code === 'string') return code
+    message = current.message
     current = current.cause
   }
-  return error instanceof Error ? error.message : String(error)
+  return message
 }
 
 export function unreachable(url: string, error: unknown): ModelDownloadError {

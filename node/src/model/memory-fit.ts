@@ -113,19 +113,20 @@ export async function checkModelFitsInMemory(path: string, options: MemoryFitOpt
       break
     }
   }
-  const options_: string[] = []
-  if (suggestion.slots !== undefined) options_.push(`--slots ${suggestion.slots}`)
-  if (suggestion.contextSize !== undefined) options_.push(`a context of ${suggestion.contextSize} tokens per slot`)
-  const modelAdvice =
+  const alternatives: string[] = []
+  if (suggestion.slots !== undefined) alternatives.push(`Fewer slots would fit: --slots ${suggestion.slots}.`)
+  if (suggestion.contextSize !== undefined) {
+    alternatives.push(`A smaller context would fit: ${suggestion.contextSize} tokens per slot.`)
+  }
+  alternatives.push(
     suggestion.modelBytes > 0
-      ? `a smaller model file: one of at most ${formatBytes(suggestion.modelBytes)} fits (a lower quantisation such as Q4_K_M, or fewer parameters)`
-      : 'a machine with more free memory (not even the smallest context fits beside any model)'
-  const wouldFit =
-    options_.length > 0 ? `${options_.join(', or ')} would fit; otherwise use ${modelAdvice}` : `use ${modelAdvice}`
+      ? `${alternatives.length > 0 ? 'Otherwise use' : 'Use'} a smaller model file: one of at most ${formatBytes(suggestion.modelBytes)} fits (a lower quantisation such as Q4_K_M, or fewer parameters).`
+      : 'Not even the smallest context fits beside any model: free some memory or use a machine with more.',
+  )
   throw new InsufficientMemoryError(
     requiredBytes,
     availableBytes,
     suggestion,
-    `The model needs about ${formatBytes(requiredBytes)} (${formatBytes(result.modelBytes)} weights + ${formatBytes(result.contextBytes)} for ${slots} slot${slots === 1 ? '' : 's'} of ${contextSize} tokens + ${formatBytes(headroom)} headroom), but only ${formatBytes(availableBytes)} is free. ${wouldFit[0]?.toUpperCase()}${wouldFit.slice(1)}. Close other programs to free memory, or choose accordingly.`,
+    `The model needs about ${formatBytes(requiredBytes)} (${formatBytes(result.modelBytes)} weights + ${formatBytes(result.contextBytes)} for ${slots} slot${slots === 1 ? '' : 's'} of ${contextSize} tokens + ${formatBytes(headroom)} headroom), but only ${formatBytes(availableBytes)} is free. ${alternatives.join(' ')}`,
   )
 }
