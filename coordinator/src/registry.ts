@@ -106,6 +106,14 @@ export class Registry {
     return this.nodes.values()
   }
 
+  /** Whether some serving node of `modelId` has a slot the coordinator has not filled. */
+  hasFreeSlot(modelId: string): boolean {
+    for (const node of this.nodes.values()) {
+      if (node.modelId === modelId && node.state === 'serving' && node.inFlight < node.slots) return true
+    }
+    return false
+  }
+
   servesModel(modelId: string): boolean {
     for (const node of this.nodes.values()) if (node.modelId === modelId) return true
     return false

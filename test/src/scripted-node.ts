@@ -162,10 +162,16 @@ export class ScriptedNode {
         const message = received.message
         if (message.type === 'registered') registered.resolve()
         else if (message.type === 'error') registered.reject(new Error(`registration refused: ${message.message}`))
-        else if (message.type === 'dispatch') {
-          this.dispatches.push(message)
-          for (const waiter of this.#waiters.splice(0)) waiter(message)
-          await this.#act(message)
+        else if (message.type === 'dispatch' || message.type === 'dispatch-batch') {
+          const dispatches: DispatchMessage[] =
+            message.type === 'dispatch'
+              ? [message]
+              : message.requests.map((request) => ({ type: 'dispatch', ...request }))
+          for (const dispatch of dispatches) {
+            this.dispatches.push(dispatch)
+            for (const waiter of this.#waiters.splice(0)) waiter(dispatch)
+            await this.#act(dispatch)
+          }
         }
       }
     } catch {
