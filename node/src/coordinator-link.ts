@@ -177,6 +177,19 @@ export class CoordinatorLink {
                 { code: message.code, reason: message.message },
                 'registration refused: start the node with a valid join token (--join-token or LULL_JOIN_TOKEN) from the network operator',
               )
+          case 'dispatch-batch':
+            // Each entry is handled exactly as a single dispatch; they then run as parallel sequences.
+            for (const request of message.requests) {
+              if (registered) this.#components.onDispatch({ type: 'dispatch', ...request })
+              else
+                channel.trySend({
+                  type: 'error',
+                  requestId: request.requestId,
+                  code: ErrorCode.UnexpectedMessage,
+                  message: 'not registered yet',
+                })
+            }
+            break
               break
             }
             logger.warn({ code: message.code, reason: message.message }, 'coordinator reported an error')

@@ -15,6 +15,15 @@ export const MAX_MESSAGE_DEPTH = 16
 export const MAX_SEALED_BODY_BYTES = 512 * 1024
 /** Most candidate nodes a request may be sealed for. */
 export const MAX_CANDIDATES = 16
+/** Most requests in one `dispatch-batch` message. */
+export const MAX_DISPATCH_BATCH_REQUESTS = 32
+/**
+ * Most sealed-body bytes in one `dispatch-batch`, so that the batch with its headers and wrapped keys (a few KiB
+ * per request at most) stays well inside {@link MAX_FRAME_BYTES}.
+ */
+export const MAX_DISPATCH_BATCH_BYTES = 640 * 1024
+/** Longest request timeout a client may set in a request header (a day). */
+export const MAX_REQUEST_TIMEOUT_MS = 24 * 60 * 60 * 1000
 /** Most chat messages in one request. */
 export const MAX_CHAT_MESSAGES = 256
 /** Longest error message text carried on the wire. */

@@ -4,7 +4,14 @@
  * union of messages (see the `*_INBOUND` schemas at the end).
  */
 import { z } from 'zod'
-import { MAX_CANDIDATES, MAX_ERROR_MESSAGE_CHARS, MAX_SEALED_BODY_BYTES } from './constants.js'
+import {
+  MAX_CANDIDATES,
+  MAX_DISPATCH_BATCH_BYTES,
+  MAX_DISPATCH_BATCH_REQUESTS,
+  MAX_ERROR_MESSAGE_CHARS,
+  MAX_REQUEST_TIMEOUT_MS,
+  MAX_SEALED_BODY_BYTES,
+} from './constants.js'
 import { ErrorCode } from './errors.js'
 
 const bytes = (maxBytes: number, minBytes = 0) =>
@@ -52,7 +59,14 @@ export const requestHeaderSchema = z.object({
   /** Sealed body size rounded up to its bucket, in bytes. */
   sizeBucket: z.number().int().min(0).max(MAX_SEALED_BODY_BYTES),
   candidates: z.array(nodeIdSchema).min(1).max(MAX_CANDIDATES),
+  /** 0 (the default, lowest) to 9 (highest): waiting requests are served highest priority first, fairly within one. */
   priority: z.number().int().min(0).max(9),
+  /**
+   * The request is of no use this many ms after the coordinator receives it (relative, so client and coordinator
+   * clocks need not agree). Past it, a queued request ends with `deadline-exceeded` and is never dispatched, and a
+   * running one is cancelled on its node. No deadline when absent.
+   */
+  timeoutMs: z.number().int().min(1).max(MAX_REQUEST_TIMEOUT_MS).optional(),
 })
 export type RequestHeader = z.infer<typeof requestHeaderSchema>
 
@@ -101,6 +115,20 @@ export const dispatchMessage = z.object({
   requestId: requestIdSchema,
   header: requestHeaderSchema,
   sealed: sealedRequestSchema,
+})
+/** Several requests for one node, sent together; the node handles each entry exactly as a single `dispatch`. */
+export const dispatchBatchMessage = z.object({
+  type: z.literal('dispatch-batch'),
+  requests: z
+    .array(z.object({ requestId: requestIdSchema, header: requestHeaderSchema, sealed: sealedRequestSchema }))
+    .min(1)
+    .max(MAX_DISPATCH_BATCH_REQUESTS)
+    .refine(
+      (requests) =>
+        requests.reduce((total, request) => total + request.sealed.ciphertext.byteLength, 0) <=
+        MAX_DISPATCH_BATCH_BYTES,
+      { message: `a dispatch batch carries at most ${MAX_DISPATCH_BATCH_BYTES} sealed bytes` },
+    ),
 })
 export const chunkMessage = z.object({
   type: z.literal('chunk'),
@@ -161,6 +189,7 @@ export type CertificateMessage = z.infer<typeof certificateMessage>
 export type RegisteredMessage = z.infer<typeof registeredMessage>
 export type HeartbeatMessage = z.infer<typeof heartbeatMessage>
 export type DispatchMessage = z.infer<typeof dispatchMessage>
+export type DispatchBatchMessage = z.infer<typeof dispatchBatchMessage>
 export type ChunkMessage = z.infer<typeof chunkMessage>
 export type EndMessage = z.infer<typeof endMessage>
 export type CancelMessage = z.infer<typeof cancelMessage>
@@ -185,6 +214,7 @@ export const NODE_TO_COORDINATOR = z.discriminatedUnion('type', [
 export const COORDINATOR_TO_NODE = z.discriminatedUnion('type', [
   registeredMessage,
   dispatchMessage,
+  dispatchBatchMessage,
   cancelMessage,
   errorMessage,
 ])

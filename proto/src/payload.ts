@@ -131,3 +131,5 @@ export function encodeHeaderAad(header: RequestHeader): Uint8Array {
     header.priority,
   ])
 }
+    // Absent from requests without a deadline, so their encoding is unchanged.
+    ...(header.timeoutMs === undefined ? [] : [header.timeoutMs]),
