@@ -91,13 +91,33 @@ program
       const joinToken = options.joinToken ?? process.env.LULL_JOIN_TOKEN
       const controller = new AbortController()
       let node: LullNode | undefined
-      const shutdown = async (): Promise<void> => {
+      let stopping = false
+      // The first signal drains (running requests finish within --grace-ms, the rest are handed back); a second
+      // one exits at once.
+      const onSignal = (signal: NodeJS.Signals): void => {
+        if (stopping) {
+          process.stderr.write(`lull-node: ${signal} again, exiting now\n`)
+          process.exit(1)
+        }
+        stopping = true
         controller.abort()
-        await node?.stop()
-        process.exit(0)
+        if (node === undefined) process.exit(0)
+        process.stderr.write(
+          `lull-node: ${signal}: draining (${node.busySlots} running, up to ${options.graceMs} ms); send it again to exit now\n`,
+        )
+        node.drain({ graceMs: options.graceMs }).then(
+          ({ finished, handedBack }) => {
+            process.stderr.write(`lull-node: stopped (${finished} finished, ${handedBack} handed back)\n`)
+            process.exit(0)
+          },
+          (error: unknown) => {
+            process.stderr.write(`lull-node: stopping failed: ${(error as Error).message}\n`)
+            process.exit(1)
+          },
+        )
       }
-      process.once('SIGINT', () => void shutdown())
-      process.once('SIGTERM', () => void shutdown())
+      process.on('SIGINT', onSignal)
+      process.on('SIGTERM', onSignal)
       try {
         node = await LullNode.start({
           coordinator: options.coordinator,

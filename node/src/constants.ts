@@ -15,3 +15,7 @@ export const SERVICE_STOP_MARGIN_MS = 15_000
 export const SERVICE_THROTTLE_INTERVAL_S = 10
 /** How long `lull-node doctor` waits for the coordinator to answer a dial and protocol handshake. */
 export const DOCTOR_DIAL_TIMEOUT_MS = 5_000
+/** After a shutdown's grace period, how long cancelled requests get to send their hand-back replies. */
+export const HAND_BACK_TIMEOUT_MS = 2_000
+/** How long a stopping node waits for its last messages to reach the coordinator before it cuts the link. */
+export const LINK_CLOSE_TIMEOUT_MS = 2_000

@@ -14,7 +14,12 @@ import {
   type RegisterMessage,
 } from '@lull/proto'
 import { multiaddr } from '@multiformats/multiaddr'
-import { RECONNECT_INITIAL_DELAY_MS, RECONNECT_MAX_DELAY_MS, REGISTER_ACK_TIMEOUT_MS } from './constants.js'
+import {
+  LINK_CLOSE_TIMEOUT_MS,
+  RECONNECT_INITIAL_DELAY_MS,
+  RECONNECT_MAX_DELAY_MS,
+  REGISTER_ACK_TIMEOUT_MS,
+} from './constants.js'
 import type { Logger } from './logger.js'
 
 type NodeChannel = MessageChannel<typeof COORDINATOR_TO_NODE, NodeToCoordinator>
@@ -81,7 +86,12 @@ export class CoordinatorLink {
 
   async stop(): Promise<void> {
     this.#stopController.abort()
-    this.#channel?.abort(new Error('node stopping'))
+    const channel = this.#channel
+    if (channel !== undefined) {
+      // The last messages (a drained request's end, a hand-back error) reach the coordinator before the link ends.
+      await channel.close({ signal: AbortSignal.timeout(LINK_CLOSE_TIMEOUT_MS) })
+      channel.abort(new Error('node stopping'))
+    }
     await this.#loop
   }
 

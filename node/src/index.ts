@@ -8,7 +8,7 @@ export { defaultThreads, describeCpu, describeHardware, type LiveHardware, liveH
 export * from './idle-policy.js'
 export { SystemIdleSignals } from './idle-signals.js'
 export { createLogger, type Logger } from './logger.js'
-export { LullNode, type LullNodeOptions, type NodeStats } from './lull-node.js'
+export { type DrainOutcome, LullNode, type LullNodeOptions, type NodeStats } from './lull-node.js'
 export * from './model/index.js'
 export * from './node-status.js'
 export * from './replay-guard.js'

@@ -15,7 +15,7 @@ import {
   type SignedUsageFields,
   signUsage,
 } from '@lull/proto'
-import { DEFAULT_SLOTS } from './constants.js'
+import { DEFAULT_SLOTS, HAND_BACK_TIMEOUT_MS } from './constants.js'
 import { CoordinatorLink } from './coordinator-link.js'
 import { DEFAULT_CONTEXT_SIZE_TOKENS, Engine } from './engine/index.js'
 import { describeHardware, liveHardware } from './hardware.js'
@@ -87,6 +87,16 @@ export interface LullNodeOptions {
 }
 
 const AGENT = 'lull-node/0.1.0'
+/** The reason a shutting-down node gives while it drains. */
+const SHUTDOWN_REASON = 'shutting down'
+
+/** What {@link LullNode.drain} did with the requests that were running. */
+export interface DrainOutcome {
+  /** Finished within the grace period. */
+  finished: number
+  /** Still running when the grace period ended: cancelled and handed back to the coordinator. */
+  handedBack: number
+}
 
 export interface NodeStats {
   requestsServed: number
@@ -118,6 +128,10 @@ export class LullNode implements AsyncDisposable {
   readonly #joinToken: string | undefined
   #rotationTimer: NodeJS.Timeout | undefined
   #stopped = false
+  /** Set once {@link drain} began: the node tells the coordinator it is draining and takes no new work. */
+  #shuttingDown = false
+  /** Resolved when the last running request finishes (while {@link drain} waits). */
+  #allFinished: (() => void) | undefined
   readonly #policy: IdlePolicy
   readonly #when: string
   readonly #dataDir: string
@@ -298,8 +312,9 @@ export class LullNode implements AsyncDisposable {
       startedAtMs: this.#startedAtMs,
       updatedAtMs: now,
       uptimeMs: now - this.#startedAtMs,
-      state: policy.state,
-      ...(policy.reason === undefined ? {} : { reason: policy.reason }),
+      ...(this.#shuttingDown
+        ? { state: 'draining' as const, reason: SHUTDOWN_REASON }
+        : { state: policy.state, ...(policy.reason === undefined ? {} : { reason: policy.reason }) }),
       stateSinceMs: policy.sinceMs,
       when: this.#when,
       graceMs: this.#policy.graceMs,
@@ -329,6 +344,48 @@ export class LullNode implements AsyncDisposable {
     this.#link.send({ type: 'certificate', certificate })
     this.#logger.info({ notAfterMs: certificate.notAfterMs }, 'key rotated')
     return certificate
+  }
+
+  /**
+   * Shuts down gently (what SIGINT/SIGTERM do): stops taking work and tells the coordinator at once that this node
+   * is `draining`, lets running requests finish for up to `graceMs`, hands the rest back (`node-lost`, so the
+   * coordinator fails them over or ends them), then {@link stop}s.
+   */
+  async drain(options: { graceMs?: number } = {}): Promise<DrainOutcome> {
+    if (this.#shuttingDown || this.#stopped) return { finished: 0, handedBack: 0 }
+    this.#shuttingDown = true
+    const graceMs = options.graceMs ?? this.#policy.graceMs
+    // The idle policy stops deciding: no dispatch is accepted from here on.
+    this.#policy.stop()
+    this.#link.sendHeartbeat()
+    const running = this.#inFlight.size
+    this.#logger.info({ inFlight: running, graceMs }, 'draining before shutdown')
+    let handedBack = 0
+    if (!(await this.#untilAllFinished(graceMs))) {
+      handedBack = this.#inFlight.size
+      this.#logger.info({ inFlight: handedBack }, 'grace period over; handing requests back')
+      const error = new LullError(ErrorCode.NodeLost, 'the node is shutting down; request handed back')
+      for (const controller of this.#inFlight.values()) controller.abort(error)
+      await this.#untilAllFinished(HAND_BACK_TIMEOUT_MS)
+    }
+    await this.stop()
+    return { finished: running - handedBack, handedBack }
+  }
+
+  /** Resolves true once no request is running, or false after `timeoutMs`. */
+  #untilAllFinished(timeoutMs: number): Promise<boolean> {
+    if (this.#inFlight.size === 0) return Promise.resolve(true)
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#allFinished = undefined
+        resolve(false)
+      }, timeoutMs)
+      this.#allFinished = () => {
+        clearTimeout(timer)
+        this.#allFinished = undefined
+        resolve(true)
+      }
+    })
   }
 
   /** Stops taking work, cancels what is running, and releases the model and the host. */
@@ -362,6 +419,9 @@ export class LullNode implements AsyncDisposable {
   }
 
   #heartbeat(): Omit<HeartbeatMessage, 'type'> {
+    if (this.#shuttingDown) {
+      return { busySlots: this.#engine.busySlots, state: 'draining', reason: SHUTDOWN_REASON, ...liveHardware() }
+    }
     const { state, reason } = this.#policy.status
     // offline is local only: a node going offline tells the coordinator it is paused, then drops the link.
     const wireState: NodeState = state === 'offline' ? 'paused' : state
@@ -454,6 +514,7 @@ export class LullNode implements AsyncDisposable {
         this.#inFlight.delete(message.requestId)
         this.#link.sendHeartbeat()
         this.#policy.requestFinished()
+        if (this.#inFlight.size === 0) this.#allFinished?.()
       })
   }
 }

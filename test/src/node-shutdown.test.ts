@@ -1,0 +1,153 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { LullClient } from '@lull/client-sdk'
+import { Coordinator, createLogger } from '@lull/coordinator'
+import { decodeMessage, NODE_TO_COORDINATOR } from '@lull/proto'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { type NodeProcess, startNodeProcess } from './node-process.js'
+
+/** What the coordinator heard from nodes, in order: each heartbeat's state, and whether the node was still listed. */
+interface HeardState {
+  state: string
+  reason: string | undefined
+  listed: boolean
+}
+
+describe('lull-node shutdown on a signal', () => {
+  let dataDir: string
+  let coordinator: Coordinator
+  let heard: HeardState[]
+  let node: NodeProcess | undefined
+  let client: LullClient | undefined
+
+  beforeEach(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'lull-shutdown-'))
+    heard = []
+    coordinator = await Coordinator.start({
+      open: true,
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      logger: createLogger('silent'),
+      frameObserver: (direction, payload) => {
+        if (direction !== 'in') return
+        try {
+          const message = decodeMessage(payload, NODE_TO_COORDINATOR)
+          if (message.type !== 'heartbeat') return
+          // Runs before the coordinator handles the frame: `listed` says whether the node was still registered.
+          const listed = coordinator.status().nodes.some((entry) => entry.nodeId === node?.nodeId)
+          heard.push({ state: message.state, reason: message.reason, listed })
+        } catch {
+          // a client's frame
+        }
+      },
+    })
+  })
+
+  afterEach(async () => {
+    node?.kill()
+    await client?.close()
+    await coordinator.stop()
+    await rm(dataDir, { recursive: true, force: true })
+    node = undefined
+    client = undefined
+  })
+
+  async function startNode(graceMs: number): Promise<NodeProcess> {
+    const address = coordinator.multiaddrs[0] as string
+    node = await startNodeProcess([
+      '--coordinator',
+      address,
+      '--when',
+      'always',
+      '--threads',
+      '1',
+      '--slots',
+      '2',
+      '--grace-ms',
+      String(graceMs),
+      '--data-dir',
+      join(dataDir, 'node'),
+      '--log-level',
+      'warn',
+    ])
+    client = await LullClient.connect({ coordinator: address })
+    return node
+  }
+
+  /** Starts a long request and resolves once its first text arrives, with an iterator for the rest. */
+  async function longRequest(connected: LullClient) {
+    const dispatchedTo: string[] = []
+    const stream = connected.chat({
+      model: 'lull-tiny',
+      messages: [{ role: 'user', content: 'Tell me a long story' }],
+      maxTokens: 1500,
+      temperature: 0.8,
+      seed: 7,
+      maxRetries: 0,
+      maxResumes: 0,
+      onDispatched: (info) => dispatchedTo.push(info.nodeId),
+    })
+    const iterator = stream[Symbol.asyncIterator]()
+    const first = await iterator.next()
+    expect(first.done).toBe(false)
+    return { iterator, dispatchedTo }
+  }
+
+  it('SIGTERM mid-request: the coordinator hears draining, the request completes, the process exits 0 within the grace', async () => {
+    const graceMs = 60_000
+    const started = await startNode(graceMs)
+    const { iterator, dispatchedTo } = await longRequest(client as LullClient)
+
+    const signalledAtMs = performance.now()
+    started.child.kill('SIGTERM')
+    let finishReason: string | undefined
+    let outputTokens = 0
+    for (;;) {
+      const next = await iterator.next()
+      if (next.done) break
+      if (next.value.type === 'finish') {
+        finishReason = next.value.finishReason
+        outputTokens = next.value.usage.outputTokens
+      }
+    }
+    // The answer ran to its end on the same node: not cancelled, not failed over.
+    expect(['stop', 'length']).toContain(finishReason)
+    expect(outputTokens).toBeGreaterThan(0)
+    expect(dispatchedTo).toEqual([started.nodeId])
+
+    expect(await started.exited).toBe(0)
+    expect(performance.now() - signalledAtMs).toBeLessThan(graceMs)
+    expect(started.stderr()).toMatch(/stopped \(1 finished, 0 handed back\)/)
+    // The coordinator heard `draining` while the node was still registered, and the node is gone now.
+    const draining = heard.find((entry) => entry.state === 'draining')
+    expect(draining).toMatchObject({ reason: 'shutting down', listed: true })
+    expect(coordinator.status().nodes.some((entry) => entry.nodeId === started.nodeId)).toBe(false)
+  })
+
+  it('after the grace period the running request is handed back and the process still exits 0', async () => {
+    const started = await startNode(100)
+    const { iterator } = await longRequest(client as LullClient)
+    started.child.kill('SIGTERM')
+    // One node only: nobody can take the rest of the answer, so the client gets the retryable node-lost.
+    let failure: unknown
+    try {
+      for (;;) if ((await iterator.next()).done) break
+    } catch (error) {
+      failure = error
+    }
+    expect(failure).toMatchObject({ code: 'node-lost', isRetryable: true })
+    expect(await started.exited).toBe(0)
+    expect(started.stderr()).toMatch(/stopped \(0 finished, 1 handed back\)/)
+    expect(heard.some((entry) => entry.state === 'draining' && entry.listed)).toBe(true)
+  })
+
+  it('a second signal exits at once', async () => {
+    const started = await startNode(60_000)
+    const { iterator } = await longRequest(client as LullClient)
+    started.child.kill('SIGTERM')
+    started.child.kill('SIGINT')
+    expect(await started.exited).toBe(1)
+    expect(started.stderr()).toContain('again, exiting now')
+    await iterator.return?.(undefined)
+  })
+})
