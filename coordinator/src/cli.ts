@@ -96,7 +96,7 @@ program
   .option('--json', 'print the status as JSON (for scripts)', false)
   .option('--watch [seconds]', 'refresh every few seconds until Ctrl-C (default 2)')
   .action(async (options: { coordinator: string; json: boolean; watch?: string | boolean; apiKey?: string }) => {
-    const apiKey = options.apiKey ?? process.env.LULL_API_KEY
+    const apiKey = options.apiKey ?? (process.env.LULL_API_KEY || undefined)
     const intervalMs =
       options.watch === undefined
         ? undefined
@@ -128,7 +128,7 @@ program
   .option('--json', 'print as JSON', false)
   .action(async (requestId: string, options: { coordinator: string; json: boolean; apiKey?: string }) => {
     try {
-      const apiKey = options.apiKey ?? process.env.LULL_API_KEY
+      const apiKey = options.apiKey ?? (process.env.LULL_API_KEY || undefined)
       const explained = await fetchExplain(options.coordinator, requestId, undefined, apiKey)
       process.stdout.write(options.json ? `${JSON.stringify(explained, null, 2)}\n` : formatExplain(explained))
     } catch (error) {

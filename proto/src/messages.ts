@@ -151,8 +151,11 @@ export const errorMessage = z.object({
   requestId: requestIdSchema.optional(),
   code: errorCodeSchema,
   message: z.string().max(MAX_ERROR_MESSAGE_CHARS),
-  /** How long the sender suggests waiting before retrying (with `overloaded`). */
-  retryAfterMs: z.number().int().min(0).max(3_600_000).optional(),
+  /**
+   * How long the sender suggests waiting before retrying (`overloaded`, `rate-limited`; up to a day for
+   * `quota-exceeded`, whose quota renews daily).
+   */
+  retryAfterMs: z.number().int().min(0).max(86_400_000).optional(),
 })
 export const catalogueRequestMessage = z.object({
   type: z.literal('catalogue-request'),
