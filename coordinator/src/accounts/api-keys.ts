@@ -1,4 +1,5 @@
 import { API_KEY_PREFIX, DEFAULT_RATE_BURST, DEFAULT_RATE_PER_SECOND } from './constants.js'
+import { grantInTransaction } from './ledger.js'
 import type { ApiKeyRecord, KeyRole } from './records.js'
 import { createPublicId, createSecret, hashSecret } from './secrets.js'
 import type { AccountsStore } from './store.js'
@@ -44,16 +45,6 @@ export async function createApiKey(
     grantInTransaction(store, key.account, options.credits ?? 0)
   })
   return { secret, key }
-}
-
-/** Adds `credits` to an account (creating it). Call inside a store transaction. */
-export function grantInTransaction(store: AccountsStore, accountId: string, credits: number): void {
-  const account = store.account(accountId)
-  store.accounts.put(accountId, {
-    ...account,
-    balance: account.balance + credits,
-    granted: account.granted + credits,
-  })
 }
 
 /** The key a secret belongs to, if it exists and is not revoked. Reads the latest committed state. */

@@ -36,12 +36,15 @@ export function writeUsage(store: AccountsStore, record: UsageRecord, quotaKey?:
 
 /** Grants credits to an account (creating it). */
 export function grantCredits(store: AccountsStore, accountId: string, credits: number): Promise<AccountRecord> {
-  return store.transaction(() => {
-    const account = store.account(accountId)
-    const next = { ...account, balance: account.balance + credits, granted: account.granted + credits }
-    store.accounts.put(accountId, next)
-    return next
-  })
+  return store.transaction(() => grantInTransaction(store, accountId, credits))
+}
+
+/** Adds `credits` to an account (creating it) and returns it. Call inside a store transaction. */
+export function grantInTransaction(store: AccountsStore, accountId: string, credits: number): AccountRecord {
+  const account = store.account(accountId)
+  const next = { ...account, balance: account.balance + credits, granted: account.granted + credits }
+  store.accounts.put(accountId, next)
+  return next
 }
 
 export interface UsageQuery {
