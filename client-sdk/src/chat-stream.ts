@@ -10,8 +10,14 @@ export interface TextDeltaEvent {
 export interface FinishEvent {
   type: 'finish'
   finishReason: FinishReason
+  /**
+   * Token counts of the whole answer, as the nodes counted them. For a resumed answer, `outputTokens` adds the lost
+   * parts' tokens to the finishing part's, and `promptTokens` is the finishing part's prompt less the resumed text
+   * (the original prompt's count). When the lost parts used the whole `maxTokens`, no part finished: `finishReason`
+   * is `length` and `promptTokens` is 0 (unknown).
+   */
   usage: Usage
-  /** The node that ran the request. */
+  /** The node that ran the request (the one that finished it, for a resumed answer). */
   nodeId: string
   requestId: string
 }

@@ -93,6 +93,18 @@ export interface ChatOptions {
    * fails with `TimeoutError`. No deadline when omitted.
    */
   timeoutMs?: number
+  /**
+   * Called each time the request is dispatched to a node: once, or again after a failover or a resume. For logging
+   * or display of which node serves the answer; the text events are unaffected.
+   */
+  onDispatched?: (info: DispatchedInfo) => void
+}
+
+/** Which node a request was dispatched to. */
+export interface DispatchedInfo {
+  /** The node (libp2p peer id) that runs the request. */
+  nodeId: string
+  requestId: string
 }
 
 /** A plain-text prompt, sent as a single user message (no chat template of its own). */
@@ -101,11 +113,14 @@ export interface CompleteOptions extends Omit<ChatOptions, 'messages'> {
 }
 
 const DEFAULT_CATALOGUE_MAX_AGE_MS = 2_000
+const DEFAULT_MAX_TOKENS = 256
 const DEFAULT_MAX_RESUMES = 2
 
 /** What one attempt saw: the node it was dispatched to (the last, after coordinator failovers). */
 interface AttemptState {
   nodeId?: string | undefined
+  /** Tokens of the text yielded so far, as the node counted them (0 when it does not count). */
+  outputTokens: number
 }
 
 /**
@@ -216,12 +231,28 @@ export class LullClient implements AsyncDisposable {
     const maxResumes = options.maxResumes ?? this.#maxResumes
     /** The answer's text yielded so far, over every part. */
     let received = ''
+    /** Tokens of the parts lost after yielding text, as their nodes counted them: spent from the answer's budget. */
+    let lostOutputTokens = 0
+    const maxTokens = options.maxTokens ?? DEFAULT_MAX_TOKENS
     const lostNodes = new Set<string>()
+    /** The last part lost: its node and request id, for a finish event when nothing is left to resume. */
+    let lost: { nodeId: string; requestId: string } | undefined
     try {
       for (let resumes = 0; ; resumes++) {
-        const state: AttemptState = {}
+        if (lost !== undefined && lostOutputTokens >= maxTokens) {
+          // The lost parts used the whole budget: the answer is as long as it may be.
+          yield {
+            type: 'finish',
+            finishReason: 'length',
+            usage: { promptTokens: 0, outputTokens: lostOutputTokens },
+            ...lost,
+          }
+          return
+        }
+        const state: AttemptState = { outputTokens: 0 }
         const attempt = {
           ...options,
+          maxTokens: maxTokens - lostOutputTokens,
           messages: received === '' ? options.messages : continuationOf(options.messages, received),
           ...(signal === undefined ? {} : { signal }),
         }
@@ -235,15 +266,30 @@ export class LullClient implements AsyncDisposable {
               this.#onRetry?.(info)
             },
           })) {
-            if (event.type === 'text-delta') received += event.text
-            // The lost parts sent no usage (their node never finished): the finish reports the part that finished.
-            yield event
+            if (event.type === 'text-delta') {
+              received += event.text
+              yield event
+            } else {
+              // The whole answer's usage: the lost parts' tokens (counted from their chunks) are output, not prompt.
+              const { promptTokens, outputTokens } = event.usage
+              yield {
+                ...event,
+                usage: {
+                  promptTokens: Math.max(0, promptTokens - lostOutputTokens),
+                  outputTokens: outputTokens + lostOutputTokens,
+                },
+              }
+            }
           }
           return
         } catch (error) {
           if (!(error instanceof LullError) || error.code !== ErrorCode.NodeLost || !error.isRetryable) throw error
           if (received === '' || signal?.aborted || maxResumes === 0) throw error
           if (state.nodeId !== undefined) lostNodes.add(state.nodeId)
+          lostOutputTokens += state.outputTokens
+          if (state.nodeId !== undefined && error.requestId !== undefined) {
+            lost = { nodeId: state.nodeId, requestId: error.requestId }
+          }
           if (resumes >= maxResumes) {
             throw new ResumeFailedError(
               `the answer's node was lost after part of it was received, and ${maxResumes} resume(s) are used up: ${error.message}`,
@@ -271,7 +317,7 @@ export class LullClient implements AsyncDisposable {
 
   async *#run(
     options: ChatOptions,
-    state: AttemptState = {},
+    state: AttemptState = { outputTokens: 0 },
     excluded: ReadonlySet<string> = new Set(),
   ): AsyncGenerator<ChatEvent> {
     const { signal } = options
@@ -285,7 +331,7 @@ export class LullClient implements AsyncDisposable {
       )
     }
     const candidates = chooseCandidates(nodes, this.#candidates)
-    const maxTokens = options.maxTokens ?? 256
+    const maxTokens = options.maxTokens ?? DEFAULT_MAX_TOKENS
     const body = encodeRequestBody({
       messages: options.messages,
       maxTokens,
@@ -333,13 +379,17 @@ export class LullClient implements AsyncDisposable {
             nodeId = message.nodeId
             state.nodeId = nodeId
             opener = new ResponseOpener(contentKey)
+            options.onDispatched?.({ nodeId, requestId })
             break
           case 'chunk': {
             if (opener === undefined)
               throw new StreamTruncatedError('a chunk arrived before the request was dispatched', { requestId })
             const { plaintext } = opener.open(message.data)
             const piece = decodeResponsePiece(plaintext)
-            if (piece.text.length > 0) yield { type: 'text-delta', text: piece.text }
+            if (piece.text.length > 0) {
+              if (piece.outputTokens !== undefined) state.outputTokens = piece.outputTokens
+              yield { type: 'text-delta', text: piece.text }
+            }
             if (piece.finish !== undefined) {
               const { reason, promptTokens, outputTokens } = piece.finish
               finish = { reason, usage: { promptTokens, outputTokens } }

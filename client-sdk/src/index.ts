@@ -10,7 +10,13 @@
  */
 export type { ModelInfo, NodeInfo } from './catalogue.js'
 export { type ChatEvent, type ChatResult, ChatStream, type FinishEvent, type TextDeltaEvent } from './chat-stream.js'
-export { type ChatOptions, type CompleteOptions, LullClient, type LullClientOptions } from './client.js'
+export {
+  type ChatOptions,
+  type CompleteOptions,
+  type DispatchedInfo,
+  LullClient,
+  type LullClientOptions,
+} from './client.js'
 export * from './errors.js'
 export { DEFAULT_MAX_RETRIES, type RetryInfo } from './internal/retry-policy.js'
 export {

@@ -77,16 +77,19 @@ export async function runDispatch(
     }
 
     let pending = ''
+    /** Tokens generated up to the end of `pending`, when the engine counts them. */
+    let pendingTokens: number | undefined
     let sentAny = false
     let timer: NodeJS.Timeout | undefined
     const flush = (): void => {
       timer = undefined
       if (pending.length === 0) return
-      sendPiece({ text: pending }, false)
+      sendPiece({ text: pending, ...(pendingTokens === undefined ? {} : { outputTokens: pendingTokens }) }, false)
       pending = ''
     }
-    const onText = (text: string): void => {
+    const onText = (text: string, outputTokens?: number): void => {
       pending += text
+      pendingTokens = outputTokens
       if (!sentAny || pending.length >= CHUNK_MAX_TEXT_CHARS) {
         sentAny = true
         if (timer !== undefined) clearTimeout(timer)

@@ -52,6 +52,11 @@ export type FinishReason = z.infer<typeof finishReasonSchema>
 /** One sealed chunk's content: text, and on the final chunk how the generation ended. */
 export const responsePieceSchema = z.object({
   text: z.string().max(64 * 1024),
+  /**
+   * Tokens generated so far, this piece's text included (cumulative over the answer). Lets a client that resumes an
+   * answer cut short know how much of its token budget the lost part used. Absent from nodes that do not count.
+   */
+  outputTokens: z.number().int().min(0).optional(),
   finish: z
     .object({
       reason: finishReasonSchema,

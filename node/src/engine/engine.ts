@@ -96,13 +96,14 @@ export class Engine implements AsyncDisposable {
   }
 
   /**
-   * Runs one request on a free sequence. onText gets each piece of decoded text as it is produced (in order).
+   * Runs one request on a free sequence. onText gets each piece of decoded text as it is produced (in order), with
+   * the number of tokens generated so far.
    * Resolves when done. Rejects with EngineBusyError if no slot is free and InvalidParamsError for bad params.
    * Aborting via signal stops generation promptly and resolves with finishReason 'cancelled'.
    */
   async generate(
     params: GenerateParams,
-    onText: (text: string) => void,
+    onText: (text: string, outputTokens: number) => void,
     options: { signal?: AbortSignal } = {},
   ): Promise<GenerateResult> {
     if (this.disposing) throw new EngineDisposedError()
@@ -124,7 +125,7 @@ export class Engine implements AsyncDisposable {
     slot: Slot,
     history: ChatHistoryItem[],
     sampling: SamplingParams,
-    onText: (text: string) => void,
+    onText: (text: string, outputTokens: number) => void,
     signal: AbortSignal | undefined,
   ): Promise<GenerateResult> {
     const stopper = new AbortController()
@@ -134,15 +135,19 @@ export class Engine implements AsyncDisposable {
     const meterBefore = slot.sequence.tokenMeter.getState()
     let finishReason: FinishReason = 'cancelled'
     const spacing = new LeadingSpaceRestorer(this.model, isContinuation(history))
+    let generatedTokens = 0
     try {
       if (!combined.aborted) {
         try {
           const response = await slot.chat.generateResponse(history, {
-            onToken: (tokens) => spacing.observe(tokens),
+            onToken: (tokens) => {
+              generatedTokens += tokens.length
+              spacing.observe(tokens)
+            },
             onTextChunk: (text) => {
               if (callbackError) return
               try {
-                onText(spacing.restore(text))
+                onText(spacing.restore(text), generatedTokens)
               } catch (error) {
                 callbackError = { error }
                 stopper.abort()
