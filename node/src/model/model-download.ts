@@ -206,9 +206,10 @@ async function transferOnce(
       )
     } catch (error) {
       options.signal?.throwIfAborted()
+      const kept = await sizeOf(path)
       throw new ModelDownloadError(
         'interrupted',
-        `The download of ${key} stopped at ${downloaded} of ${total ?? 'unknown'} bytes (${stall.signal.aborted ? 'no data for a while' : networkCause(error)}). What arrived is kept in ${path}: run the same command again to resume from there.`,
+        `The download of ${key} stopped at ${kept} of ${total ?? 'unknown'} bytes (${stall.signal.aborted ? 'no data for a while' : networkCause(error)}). What arrived is kept in ${path}: run the same command again to resume from there.`,
         { cause: error },
       )
     }

@@ -1,4 +1,4 @@
-import { rm, stat } from 'node:fs/promises'
+import { mkdir, rm, stat } from 'node:fs/promises'
 import { basename, extname, resolve } from 'node:path'
 import { DEFAULT_TRIAL_LOAD_TIMEOUT_MS, trialLoadModel } from '../engine/trial-load.js'
 import { ModelRejectedError } from './errors.js'
@@ -8,7 +8,7 @@ import { hfHeaders, isHfUri, parseHfUri, resolveHfUri } from './hf-uri.js'
 import { ensureLullTinyModel, LULL_TINY_MODEL_ID, type ResolvedModel } from './lull-tiny.js'
 import { type DownloadProgress, downloadModelFile, removePartial } from './model-download.js'
 import { type ModelPin, pinsFilePath, readPins, writePins } from './model-pins.js'
-import { commitToStore, copyIntoStore, pruneStore, storedModelPath } from './model-store.js'
+import { commitToStore, copyIntoStore, modelStoreDirectory, pruneStore, storedModelPath } from './model-store.js'
 import { checkModelFile, digestMismatch, parseModelSpec } from './resolve-model.js'
 
 /** Extra trial-load time per GiB of model, on top of {@link DEFAULT_TRIAL_LOAD_TIMEOUT_MS}. */
@@ -272,6 +272,7 @@ async function acquireHfModel(
     throw refusal
   }
   await checkModelFile(downloaded.path)
+  await mkdir(modelStoreDirectory(dataDir), { recursive: true })
   const storedPath = await commitToStore(
     { temporaryPath: downloaded.path, sha256: downloaded.sha256, sizeBytes: downloaded.sizeBytes },
     dataDir,
