@@ -3,13 +3,12 @@ import '@lull/proto/polyfill'
 import { mkdir, rename, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { Command, InvalidArgumentError } from 'commander'
-import { fetchExplain, fetchStatus } from './admin-client.js'
 import { DEFAULT_COORDINATOR_DATA_DIR } from './commands/command-helpers.js'
 import { addKeysCommand } from './commands/keys.js'
 import { addTokensCommand } from './commands/tokens.js'
 import { addUsageCommands } from './commands/usage.js'
 import { DEFAULT_LISTEN_ADDRESS } from './constants.js'
-import { Coordinator } from './coordinator.js'
+import type { Coordinator } from './coordinator.js'
 import { createLogger } from './logger.js'
 import { formatExplain, formatStatus } from './status-format.js'
 
@@ -57,6 +56,8 @@ program
       const logger = createLogger(options.logLevel)
       let coordinator: Coordinator
       try {
+        // Loaded here, not at the top: the accounts commands need no libp2p and start faster without it.
+        const { Coordinator } = await import('./coordinator.js')
         coordinator = await Coordinator.start({
           listen: options.listen,
           dataDir: options.dataDir,
@@ -97,6 +98,7 @@ program
   .option('--watch [seconds]', 'refresh every few seconds until Ctrl-C (default 2)')
   .action(async (options: { coordinator: string; json: boolean; watch?: string | boolean; apiKey?: string }) => {
     const apiKey = options.apiKey ?? (process.env.LULL_API_KEY || undefined)
+    const { fetchStatus } = await import('./admin-client.js')
     const intervalMs =
       options.watch === undefined
         ? undefined
@@ -129,6 +131,7 @@ program
   .action(async (requestId: string, options: { coordinator: string; json: boolean; apiKey?: string }) => {
     try {
       const apiKey = options.apiKey ?? (process.env.LULL_API_KEY || undefined)
+      const { fetchExplain } = await import('./admin-client.js')
       const explained = await fetchExplain(options.coordinator, requestId, undefined, apiKey)
       process.stdout.write(options.json ? `${JSON.stringify(explained, null, 2)}\n` : formatExplain(explained))
     } catch (error) {
