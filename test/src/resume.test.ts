@@ -1,7 +1,7 @@
-import { LullClient } from '@lull/client-sdk'
+import { type FinishEvent, LullClient } from '@lull/client-sdk'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestNetwork, type TestNetwork } from './network-fixture.js'
-import { SCRIPTED_PARTIAL, ScriptedNode } from './scripted-node.js'
+import { SCRIPTED_PARTIAL, SCRIPTED_PARTIAL_TOKENS, ScriptedNode } from './scripted-node.js'
 
 /**
  * Resuming an answer whose node is lost after its first chunk: one real node (lull-tiny) plus a scripted node that
@@ -12,6 +12,38 @@ const PROMPT = 'Tell me about the lighthouse on the hill.'
 let network: TestNetwork
 let client: LullClient
 let scripted: ScriptedNode | undefined
+const crashed: ScriptedNode[] = []
+
+/** A scripted node the scheduler prefers, which sends one chunk ({@link SCRIPTED_PARTIAL}) and then holds. */
+async function startCrashingNode(): Promise<ScriptedNode> {
+  const node = await ScriptedNode.start({
+    coordinator: network.address,
+    modelDigest: network.nodes[0]!.certificate.modelDigest,
+    behaviour: 'first-chunk-then-hold',
+  })
+  crashed.push(node)
+  await network.waitForNodes(client, 2)
+  return node
+}
+
+/** Runs a greedy chat whose node crashes after its first chunk, and collects what the app sees. */
+async function chatThroughCrash(node: ScriptedNode, maxTokens: number) {
+  let text = ''
+  let finish: FinishEvent | undefined
+  for await (const event of client.chat({
+    model: 'lull-tiny',
+    messages: [{ role: 'user', content: PROMPT }],
+    temperature: 0,
+    maxTokens,
+  })) {
+    if (event.type === 'finish') finish = event
+    else {
+      text += event.text
+      node.abortLink()
+    }
+  }
+  return { text, finish }
+}
 
 beforeAll(async () => {
   network = await startTestNetwork({ nodes: 1, slots: 2 })
@@ -21,6 +53,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await client?.close()
   await scripted?.stop()
+  await Promise.allSettled(crashed.map((node) => node.stop()))
   await network?.stop()
 })
 
@@ -70,5 +103,43 @@ describe('resume after the first token', () => {
     expect(finishes[0]?.nodeId).toBe(real.nodeId)
     expect(finishes[0]?.usage?.outputTokens).toBeGreaterThan(0)
     expect(real.stats.requestsServed).toBe(servedBefore + 1)
+  })
+
+  it("keeps the app's maxTokens: the continuation gets what the lost part left, and usage counts the whole answer", async () => {
+    const real = network.nodes[0]!
+    const node = await startCrashingNode()
+    const { text, finish } = await chatThroughCrash(node, 10)
+    expect(node.dispatches).toHaveLength(1)
+    expect(text.startsWith(SCRIPTED_PARTIAL)).toBe(true)
+    expect(finish?.nodeId).toBe(real.nodeId)
+    // 3 tokens from the lost part and 7 from the continuation (greedy lull-tiny runs to the limit).
+    expect(finish?.finishReason).toBe('length')
+    expect(finish?.usage.outputTokens).toBe(10)
+    const alone = await client
+      .chat({
+        model: 'lull-tiny',
+        messages: [
+          { role: 'user', content: PROMPT },
+          { role: 'assistant', content: SCRIPTED_PARTIAL },
+        ],
+        temperature: 0,
+        maxTokens: 10 - SCRIPTED_PARTIAL_TOKENS,
+      })
+      .final()
+    expect(text).toBe(SCRIPTED_PARTIAL + alone.text)
+    // The prompt is reported without the resumed text: what the original prompt took.
+    expect(finish?.usage.promptTokens).toBe(alone.usage.promptTokens - SCRIPTED_PARTIAL_TOKENS)
+  })
+
+  it('finishes with reason length, without another node, when the lost part used the whole budget', async () => {
+    const real = network.nodes[0]!
+    const servedBefore = real.stats.requestsServed
+    const node = await startCrashingNode()
+    const { text, finish } = await chatThroughCrash(node, SCRIPTED_PARTIAL_TOKENS)
+    expect(text).toBe(SCRIPTED_PARTIAL)
+    expect(finish?.finishReason).toBe('length')
+    expect(finish?.usage.outputTokens).toBe(SCRIPTED_PARTIAL_TOKENS)
+    expect(finish?.nodeId).toBe(node.nodeId)
+    expect(real.stats.requestsServed).toBe(servedBefore)
   })
 })

@@ -33,6 +33,8 @@ export type ScriptedBehaviour = 'hold' | 'hang' | 'answer' | 'first-chunk-then-h
 
 export const SCRIPTED_ANSWER = 'a scripted answer'
 export const SCRIPTED_PARTIAL = 'the first words '
+/** The tokens the partial chunk says it holds (a real node counts its tokens on each chunk). */
+export const SCRIPTED_PARTIAL_TOKENS = 3
 
 export interface ScriptedNodeOptions {
   coordinator: string
@@ -200,7 +202,8 @@ export class ScriptedNode {
     )
     const sealer = new ResponseSealer(contentKey)
     if (behaviour === 'first-chunk-then-hold') {
-      const data = sealer.seal(encodeResponsePiece({ text: SCRIPTED_PARTIAL }), false)
+      const piece = { text: SCRIPTED_PARTIAL, outputTokens: SCRIPTED_PARTIAL_TOKENS }
+      const data = sealer.seal(encodeResponsePiece(piece), false)
       this.#channel.trySend({ type: 'chunk', requestId, data })
       return
     }
