@@ -90,9 +90,12 @@ export interface ChatOptions {
   maxResumes?: number
   /**
    * Deadline for the whole request in ms, retries included. When it passes, the request is cancelled upstream and
-   * fails with `TimeoutError`. No deadline when omitted.
+   * fails with `TimeoutError`. The coordinator is told it too (in the sealed-bound header), so a request still
+   * queued when it passes is dropped there and never runs. No deadline when omitted.
    */
   timeoutMs?: number
+  /** 0 (lowest) to 9 (highest): when the network is saturated, higher priorities are served first. @default 0 */
+  priority?: number
   /**
    * Called each time the request is dispatched to a node: once, or again after a failover or a resume. For logging
    * or display of which node serves the answer; the text events are unaffected.
@@ -349,7 +352,8 @@ export class LullClient implements AsyncDisposable {
       // encodeRequestBody pads every body to exactly one of REQUEST_BODY_BUCKETS_BYTES: its length is the bucket.
       sizeBucket: body.byteLength,
       candidates: candidates.map((node) => node.nodeId),
-      priority: 0,
+      priority: options.priority ?? 0,
+      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
     }
     const { sealed, contentKey } = await sealRequest(
       body,
