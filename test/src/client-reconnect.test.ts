@@ -1,0 +1,86 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { ConnectionError, LullClient } from '@lull/client-sdk'
+import { Coordinator, createLogger as createCoordinatorLogger } from '@lull/coordinator'
+import { createLogger as createNodeLogger, LullNode } from '@lull/node'
+import { afterEach, describe, expect, it } from 'vitest'
+
+/**
+ * The client reconnects to its coordinator by itself: a LullClient made before the coordinator restarted (same
+ * identity, same address) keeps working without the app doing anything.
+ */
+function startCoordinator(dataDir: string, port: number): Promise<Coordinator> {
+  return Coordinator.start({
+    open: true,
+    dataDir,
+    listen: [`/ip4/127.0.0.1/tcp/${port}`],
+    logger: createCoordinatorLogger('silent'),
+  })
+}
+
+async function until(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+const ASK = { model: 'lull-tiny', messages: [{ role: 'user' as const, content: 'Hello again' }], maxTokens: 8 }
+
+describe('a client whose coordinator restarts', () => {
+  const cleanups: Array<() => Promise<unknown>> = []
+  afterEach(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {})
+    cleanups.length = 0
+  })
+
+  it('keeps working: the next calls reconnect on their own', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lull-client-reconnect-'))
+    cleanups.push(() => rm(dir, { recursive: true, force: true }))
+    const coordinatorDir = join(dir, 'coordinator')
+    let coordinator = await startCoordinator(coordinatorDir, 0)
+    cleanups.push(() => coordinator.stop())
+    const address = coordinator.multiaddrs[0] as string
+    const port = Number(/\/tcp\/(\d+)\//.exec(address)?.[1])
+    const node = await LullNode.start({
+      coordinator: address,
+      model: 'lull-tiny',
+      dataDir: join(dir, 'node'),
+      slots: 1,
+      threads: 1,
+      logger: createNodeLogger('silent'),
+    })
+    cleanups.push(() => node.stop())
+    const client = await LullClient.connect({ coordinator: address })
+    cleanups.push(() => client.close())
+    expect((await client.chat(ASK).final()).nodeId).toBe(node.nodeId)
+
+    // While the coordinator is down, a call fails with a retryable connection error (after its retries).
+    await coordinator.stop()
+    const whileDown = await client
+      .chat({ ...ASK, maxRetries: 0 })
+      .final()
+      .catch((error: unknown) => error)
+    expect(whileDown).toBeInstanceOf(ConnectionError)
+    expect((whileDown as ConnectionError).isRetryable).toBe(true)
+    await expect(client.models()).rejects.toBeInstanceOf(ConnectionError)
+
+    // Back with the same identity on the same address; the node re-registers by itself.
+    coordinator = await startCoordinator(coordinatorDir, port)
+    expect(coordinator.multiaddrs[0]).toBe(address)
+    await until(
+      () => coordinator.status().nodes.some((entry) => entry.nodeId === node.nodeId),
+      'the node re-registering',
+    )
+
+    // The same client object, nothing done by the app: the catalogue and a chat work again.
+    const models = await client.models()
+    expect(models.find((model) => model.id === 'lull-tiny')?.nodes.map((entry) => entry.nodeId)).toEqual([node.nodeId])
+    const reply = await client.chat(ASK).final()
+    expect(reply.nodeId).toBe(node.nodeId)
+    expect(reply.text.length).toBeGreaterThan(0)
+    expect(coordinator.status().totals.requestsServed).toBe(1)
+  })
+})
