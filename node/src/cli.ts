@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { Command, InvalidArgumentError } from 'commander'
 import { registerBenchCommand } from './commands/bench.js'
 import { registerModelsCommand } from './commands/models.js'
+import { downloadProgressReporter } from './commands/progress-display.js'
 import { serviceCommand } from './commands/service.js'
 import { DEFAULT_SLOTS } from './constants.js'
 import { defaultThreads } from './hardware.js'
@@ -131,6 +132,7 @@ program
           ...(joinToken === undefined || joinToken === '' ? {} : { joinToken }),
           logger,
           signal: controller.signal,
+          onDownloadProgress: downloadProgressReporter(options.model.replace(/@sha256:.*$/, '')),
         })
       } catch (error) {
         if (controller.signal.aborted) return

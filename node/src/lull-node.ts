@@ -32,7 +32,13 @@ import {
 import { SystemIdleSignals } from './idle-signals.js'
 import { KeyRing } from './key-ring.js'
 import { createLogger, type Logger } from './logger.js'
-import { checkModelFitsInMemory, type MemoryFitOptions, prepareModel, type ResolvedModel } from './model/index.js'
+import {
+  checkModelFitsInMemory,
+  type DownloadProgress,
+  type MemoryFitOptions,
+  prepareModel,
+  type ResolvedModel,
+} from './model/index.js'
 import { type NodeStatusReport, STATUS_INTERVAL_MS, writeStatusFile } from './node-status.js'
 import { ReplayGuard } from './replay-guard.js'
 import { runDispatch } from './request-runner.js'
@@ -82,6 +88,8 @@ export interface LullNodeOptions {
   statusIntervalMs?: number
   /** Free RAM/VRAM figures for the memory check before loading (tests). @default measured on this machine */
   memory?: Pick<MemoryFitOptions, 'freeRamBytes' | 'freeVramBytes'>
+  /** Progress of downloading an `hf:` model (the `lull-node` CLI shows it). */
+  onDownloadProgress?: (progress: DownloadProgress) => void
   logger?: Logger
   signal?: AbortSignal
 }
@@ -224,6 +232,7 @@ export class LullNode implements AsyncDisposable {
       threads: options.threads,
       ...(options.modelSha256 === undefined ? {} : { expectedSha256: options.modelSha256 }),
       ...(signal === undefined ? {} : { signal }),
+      onDownloadProgress: options.onDownloadProgress,
     })
     logger.info({ model: model.id, sha256: model.sha256, sizeBytes: model.sizeBytes, pin: model.pin }, 'model ready')
     // Refuses (InsufficientMemoryError, saying what would fit) a model and context that free memory cannot hold.

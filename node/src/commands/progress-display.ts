@@ -67,3 +67,21 @@ export class ProgressDisplay {
     if (this.interactive) this.#spinner.stop()
   }
 }
+
+/**
+ * A download progress callback for commands that otherwise log (like `start`): shows the download of `label` on
+ * stderr while it runs, and a last line when it completes.
+ */
+export function downloadProgressReporter(label: string): (progress: DownloadProgress) => void {
+  let display: ProgressDisplay | undefined
+  return (progress) => {
+    if (display === undefined) {
+      display = new ProgressDisplay()
+      display.step(`Downloading ${label}`)
+    }
+    display.download(`Downloading ${label}`, progress)
+    if (progress.totalBytes !== undefined && progress.downloadedBytes === progress.totalBytes) {
+      display.succeed(`Downloaded ${label} (${formatBytes(progress.totalBytes)})`)
+    }
+  }
+}
