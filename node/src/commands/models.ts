@@ -6,6 +6,7 @@
 import { type Command, InvalidArgumentError } from 'commander'
 import { defaultThreads } from '../hardware.js'
 import {
+  DEFAULT_DOWNLOAD_RETRIES,
   formatBytes,
   isHfUri,
   LULL_TINY_MODEL_ID,
@@ -131,7 +132,12 @@ export function registerModelsCommand(program: Command, defaultDataDir: string):
     .argument('<model>', 'lull-tiny, a path to a .gguf file, or an hf: URI (any of them may end in @sha256:<hex>)')
     .option('--model-sha256 <hex>', 'refuse the model unless its SHA-256 is this (also confirms a changed file)')
     .option('--threads <n>', 'CPU threads for the trial load (default: one per physical core)', positiveInteger)
-    .option('--retries <n>', 'times a download that stops part way is resumed before giving up', nonNegativeInteger, 3)
+    .option(
+      '--retries <n>',
+      'times a download that stops part way is resumed before giving up',
+      nonNegativeInteger,
+      DEFAULT_DOWNLOAD_RETRIES,
+    )
     .option('--data-dir <dir>', 'the node data dir', defaultDataDir)
     .option('--json', 'print the result as JSON')
     .action(
