@@ -4,6 +4,7 @@ import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { Command, InvalidArgumentError } from 'commander'
 import { registerBenchCommand } from './commands/bench.js'
+import { doctorCommand } from './commands/doctor.js'
 import { registerModelsCommand } from './commands/models.js'
 import { downloadProgressReporter } from './commands/progress-display.js'
 import { serviceCommand } from './commands/service.js'
@@ -166,6 +167,7 @@ program
     if (!lookup.running) process.exitCode = 3
   })
 
+program.addCommand(doctorCommand())
 program.addCommand(serviceCommand())
 registerModelsCommand(program, DEFAULT_DATA_DIR)
 registerBenchCommand(program, DEFAULT_DATA_DIR)
