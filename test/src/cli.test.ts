@@ -1,5 +1,5 @@
-import { execFile } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { execFile, spawn } from 'node:child_process'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
@@ -101,18 +101,31 @@ describe('the command-line tools', () => {
     expect(stderr).toMatch(/--coordinator|LULL_COORDINATOR/)
   })
 
-  it('lull-coordinator start refuses to run without --open and says why', async () => {
+  it('lull-coordinator start without --open wants API keys, and lull says how to get one', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'lull-coordinator-cli-'))
-    const { code, stderr } = await runCli(COORDINATOR, [
-      'start',
-      '--listen',
-      '/ip4/127.0.0.1/tcp/0',
-      '--data-dir',
-      dataDir,
-    ])
-    await rm(dataDir, { recursive: true, force: true })
-    expect(code).toBe(1)
-    expect(stderr).toContain('--open')
+    const readyFile = join(dataDir, 'ready')
+    const coordinator = spawn(
+      process.execPath,
+      [COORDINATOR, 'start', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', dataDir, '--ready-file', readyFile],
+      { stdio: 'ignore' },
+    )
+    try {
+      let address: string | undefined
+      for (let tries = 0; tries < 300 && address === undefined; tries++) {
+        address = await readFile(readyFile, 'utf8').catch(() => undefined)
+        if (address === undefined) await new Promise((done) => setTimeout(done, 100))
+      }
+      expect(address).toMatch(/\/p2p\//)
+      const { code, stderr } = await runCli(LULL, ['models', '--coordinator', (address as string).trim()], {
+        LULL_API_KEY: '',
+      })
+      expect(code).toBe(1)
+      expect(stderr).toMatch(/API key/)
+      expect(stderr).toMatch(/keys create/)
+    } finally {
+      coordinator.kill('SIGKILL')
+      await rm(dataDir, { recursive: true, force: true })
+    }
   })
 
   it('lull-node refuses a truncated model with a clear error instead of crashing', async () => {

@@ -90,11 +90,11 @@ describe('lull-coordinator status', () => {
     expect(stderr).toMatch(/cannot get the status/)
   })
 
-  it('--help says the admin view is open to any peer in open mode', async () => {
+  it('--help says who may read the admin view', async () => {
     const { stdout } = await cli(['start', '--help'])
     expect(stdout.replace(/\s+/g, ' ')).toMatch(/any peer may read the admin view/)
     const status = await cli(['status', '--help'])
     expect(status.stdout).toMatch(/--watch/)
-    expect(status.stdout.replace(/\s+/g, ' ')).toMatch(/open to any peer/)
+    expect(status.stdout.replace(/\s+/g, ' ')).toMatch(/Needs an admin API key unless the coordinator runs --open/)
   })
 })
