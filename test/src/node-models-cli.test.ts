@@ -4,7 +4,7 @@
  * (`/<user>/<repo>/resolve/<branch>/<file>`, the manifest API for tags), honours Range and If-Range like the Hub's
  * CDN, and can cut a transfer part way.
  */
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
@@ -108,24 +108,31 @@ class FakeHub {
   }
 }
 
+const tiny = buildLullTinyGguf()
+const hub = new FakeHub()
+/** Points the CLI at the local hub. */
+let env: NodeJS.ProcessEnv
+
+beforeAll(async () => {
+  hub.files.set('lull-tiny.gguf', tiny)
+  hub.files.set('lull-tiny.Q8_0.gguf', tiny)
+  hub.files.set('broken.gguf', tiny.subarray(0, 100_000))
+  env = { HF_ENDPOINT: await hub.start(), MODEL_ENDPOINT: '' }
+})
+afterAll(async () => {
+  await hub.stop()
+})
+
 describe('lull-node models with hf: downloads from a local hub', () => {
-  const tiny = buildLullTinyGguf()
   // The same model with one weight changed: a valid GGUF with other bytes, as if republished upstream.
   const changed = Buffer.from(tiny)
   changed[changed.length - 1] = 0x01
-  const hub = new FakeHub()
-  let env: NodeJS.ProcessEnv
   let dataDir: string
 
   beforeAll(async () => {
-    hub.files.set('lull-tiny.gguf', tiny)
-    hub.files.set('lull-tiny.Q8_0.gguf', tiny)
-    hub.files.set('broken.gguf', tiny.subarray(0, 100_000))
-    env = { HF_ENDPOINT: await hub.start(), MODEL_ENDPOINT: '' }
     dataDir = await mkdtemp(join(tmpdir(), 'lull-models-cli-'))
   })
   afterAll(async () => {
-    await hub.stop()
     await rm(dataDir, { recursive: true, force: true })
   })
 
@@ -299,6 +306,52 @@ describe('lull-node bench and models rm beside a running node', () => {
     expect(bench.code).toBe(0)
     expect(bench.stdout).toMatch(/^lull-tiny \([0-9a-f]{12}, 5\.1 MiB\), 4 slots, 1 thread, cpu, median of 1\n/)
     expect(bench.stdout).toMatch(/\nprefill +[\d,]+ tokens\/s\ndecode +[\d,]+ tokens\/s\n$/)
+  })
+
+  it('lull-node start downloads an hf: model with progress, then serves it', async () => {
+    const child = spawn(
+      process.execPath,
+      [
+        NODE,
+        'start',
+        '--coordinator',
+        network.address,
+        '--model',
+        FILE_URI,
+        '--when',
+        'always',
+        '--threads',
+        '1',
+        '--slots',
+        '1',
+        '--data-dir',
+        join(network.dataDir, 'hf-node'),
+        '--log-level',
+        'silent',
+      ],
+      { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    let stdout = ''
+    let stderr = ''
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString()
+    })
+    try {
+      await new Promise<void>((done, fail) => {
+        child.stdout.on('data', (chunk: Buffer) => {
+          stdout += chunk.toString()
+          if (stdout.includes('\n')) done()
+        })
+        child.once('exit', (code) => fail(new Error(`lull-node exited with ${code}: ${stderr}`)))
+      })
+      expect(stdout).toMatch(/^lull-node 12D3KooW\S+ serving lull-tiny \(1 slots, \d+ tokens\/s\)/)
+      expect(stderr).toContain(`Downloading ${FILE_URI}: 5.1 MiB of 5.1 MiB (100%)`)
+      expect(stderr).toContain(`Downloaded ${FILE_URI} (5.1 MiB)`)
+    } finally {
+      const exited = new Promise((done) => child.once('exit', done))
+      child.kill('SIGTERM')
+      await exited
+    }
   })
 
   it('refuses to remove the model a running node serves unless forced, and says what happens then', async () => {
