@@ -23,6 +23,8 @@ const MAX_TOKENS = 400
 const MAX_KILL_AFTER_DELTAS = 10
 const NODE_READY_TIMEOUT_MS = 60_000
 const NODE_PROCESSES = 3
+/** Mostly node process start-ups (about 4 s of CPU each): generous, as the machine may be busy. */
+const TEST_TIMEOUT_MS = 300_000
 
 /** Prompts whose greedy answers differ: an assistant prefix sets where the (bigram) model starts. */
 const PROMPTS: ChatMessage[][] = [
@@ -145,89 +147,93 @@ afterAll(async () => {
 })
 
 describe('a node process killed with SIGKILL mid-stream', () => {
-  it('still gives the app exactly the undisturbed answer, over many trials with the kill at random points', async () => {
-    const references: ChatResult[] = []
-    for (const messages of PROMPTS) {
-      const reference = await client
-        .chat({ model: 'lull-tiny', messages, temperature: 0, maxTokens: MAX_TOKENS })
-        .final()
-      expect(reference.finishReason).toBe('length')
-      expect(reference.usage.outputTokens).toBe(MAX_TOKENS)
-      references.push(reference)
-    }
-
-    const outcomes = { beforeFirstToken: 0, resumed: 0, finishedFirst: 0 }
-    for (let trial = 0; trial < TRIALS; trial++) {
-      // The serving node and one to fail over to.
-      await waitForServing(2)
-      const prompt = trial % PROMPTS.length
-      // Both kinds every time round: trial 0 kills at dispatch, trial 1 after the first delta, the rest at random.
-      const killAfterDeltas = trial < 2 ? trial : Math.floor(Math.random() * (MAX_KILL_AFTER_DELTAS + 1))
-      let serving: string | undefined
-      let killed: NodeProcess | undefined
-      let deltasAtKill = -1
-      let deltas = 0
-      const kill = (): void => {
-        const victim = nodes.find((node) => node.nodeId === serving)
-        if (killed !== undefined || victim === undefined) return
-        killed = victim
-        deltasAtKill = deltas
-        victim.child.kill('SIGKILL')
+  it(
+    'still gives the app exactly the undisturbed answer, over many trials with the kill at random points',
+    async () => {
+      const references: ChatResult[] = []
+      for (const messages of PROMPTS) {
+        const reference = await client
+          .chat({ model: 'lull-tiny', messages, temperature: 0, maxTokens: MAX_TOKENS })
+          .final()
+        expect(reference.finishReason).toBe('length')
+        expect(reference.usage.outputTokens).toBe(MAX_TOKENS)
+        references.push(reference)
       }
-      let text = ''
-      let finish: FinishEvent | undefined
-      for await (const event of client.chat({
-        model: 'lull-tiny',
-        messages: PROMPTS[prompt] as ChatMessage[],
-        temperature: 0,
-        maxTokens: MAX_TOKENS,
-        onDispatched: (info) => {
-          serving = info.nodeId
-          if (killAfterDeltas === 0) kill()
-        },
-      })) {
-        if (event.type === 'text-delta') {
-          text += event.text
-          deltas++
-          if (deltas === killAfterDeltas) kill()
-        } else {
-          finish = event
+
+      const outcomes = { beforeFirstToken: 0, resumed: 0, finishedFirst: 0 }
+      for (let trial = 0; trial < TRIALS; trial++) {
+        // The serving node and one to fail over to.
+        await waitForServing(2)
+        const prompt = trial % PROMPTS.length
+        // Both kinds every time round: trial 0 kills at dispatch, trial 1 after the first delta, the rest at random.
+        const killAfterDeltas = trial < 2 ? trial : Math.floor(Math.random() * (MAX_KILL_AFTER_DELTAS + 1))
+        let serving: string | undefined
+        let killed: NodeProcess | undefined
+        let deltasAtKill = -1
+        let deltas = 0
+        const kill = (): void => {
+          const victim = nodes.find((node) => node.nodeId === serving)
+          if (killed !== undefined || victim === undefined) return
+          killed = victim
+          deltasAtKill = deltas
+          victim.child.kill('SIGKILL')
         }
+        let text = ''
+        let finish: FinishEvent | undefined
+        for await (const event of client.chat({
+          model: 'lull-tiny',
+          messages: PROMPTS[prompt] as ChatMessage[],
+          temperature: 0,
+          maxTokens: MAX_TOKENS,
+          onDispatched: (info) => {
+            serving = info.nodeId
+            if (killAfterDeltas === 0) kill()
+          },
+        })) {
+          if (event.type === 'text-delta') {
+            text += event.text
+            deltas++
+            if (deltas === killAfterDeltas) kill()
+          } else {
+            finish = event
+          }
+        }
+
+        // Character for character: nothing missing, doubled or repeated where the parts meet.
+        const reference = references[prompt] as ChatResult
+        expect(text, `trial ${trial}, killed after ${deltasAtKill} deltas`).toBe(reference.text)
+        // The whole answer's usage, however many parts it took: the budget was kept, and counted once.
+        expect(finish?.finishReason).toBe('length')
+        expect(finish?.usage).toEqual(reference.usage)
+        expect(killed, `trial ${trial}: the serving node was killed`).toBeDefined()
+        if (killed === undefined || finish === undefined) throw new Error('unreachable')
+        if (deltasAtKill === 0) {
+          outcomes.beforeFirstToken++
+          expect(finish.nodeId).not.toBe(killed.nodeId)
+        } else if (finish.nodeId !== killed.nodeId) {
+          outcomes.resumed++
+        } else {
+          // Everything had left the node before the kill landed: no resume was needed.
+          outcomes.finishedFirst++
+        }
+
+        // The killed node comes back (same identity) while the next trials run.
+        const victim = killed
+        nodes.splice(nodes.indexOf(victim), 1)
+        restarts.push(
+          killNode(victim).then(async () => {
+            const restarted = await startNode(victim.dataDir)
+            expect(restarted.nodeId).toBe(victim.nodeId)
+            nodes.push(restarted)
+          }),
+        )
       }
+      await Promise.all(restarts)
 
-      // Character for character: nothing missing, doubled or repeated where the parts meet.
-      const reference = references[prompt] as ChatResult
-      expect(text, `trial ${trial}, killed after ${deltasAtKill} deltas`).toBe(reference.text)
-      // The whole answer's usage, however many parts it took: the budget was kept, and counted once.
-      expect(finish?.finishReason).toBe('length')
-      expect(finish?.usage).toEqual(reference.usage)
-      expect(killed, `trial ${trial}: the serving node was killed`).toBeDefined()
-      if (killed === undefined || finish === undefined) throw new Error('unreachable')
-      if (deltasAtKill === 0) {
-        outcomes.beforeFirstToken++
-        expect(finish.nodeId).not.toBe(killed.nodeId)
-      } else if (finish.nodeId !== killed.nodeId) {
-        outcomes.resumed++
-      } else {
-        // Everything had left the node before the kill landed: no resume was needed.
-        outcomes.finishedFirst++
-      }
-
-      // The killed node comes back (same identity) while the next trials run.
-      const victim = killed
-      nodes.splice(nodes.indexOf(victim), 1)
-      restarts.push(
-        killNode(victim).then(async () => {
-          const restarted = await startNode(victim.dataDir)
-          expect(restarted.nodeId).toBe(victim.nodeId)
-          nodes.push(restarted)
-        }),
-      )
-    }
-    await Promise.all(restarts)
-
-    console.info(`SIGKILL trials: ${JSON.stringify(outcomes)}`)
-    expect(outcomes.beforeFirstToken).toBeGreaterThan(0)
-    expect(outcomes.resumed).toBeGreaterThan(0)
-  })
+      console.info(`SIGKILL trials: ${JSON.stringify(outcomes)}`)
+      expect(outcomes.beforeFirstToken).toBeGreaterThan(0)
+      expect(outcomes.resumed).toBeGreaterThan(0)
+    },
+    TEST_TIMEOUT_MS,
+  )
 })
