@@ -160,4 +160,33 @@ describe('accounts', () => {
     await revokeApiKey(store, key.id)
     expect(accounts.admit(job(1), secret, nowMs + 10_000)?.code).toBe(ErrorCode.Unauthorized)
   })
+
+  it('records a request that ended without a count (failed, cancelled) and releases its reservation', async () => {
+    const { secret, key } = await createApiKey(store, { name: 'app', credits: 50 })
+    const accounts = new Accounts(store, false)
+    const failed = job(50)
+    expect(accounts.admit(failed, secret)).toBeUndefined()
+    expect(accounts.admit(job(50), secret)?.code).toBe(ErrorCode.InsufficientCredits)
+    await accounts.abandon(failed, 'failed', nodeId, ErrorCode.NodeLost)
+    const cancelled = job(50)
+    expect(accounts.admit(cancelled, secret)).toBeUndefined()
+    await accounts.abandon(cancelled, 'cancelled')
+    const { records } = queryUsage(store, { client: key.id })
+    expect(records.map((record) => [record.outcome, record.credits, record.errorCode])).toEqual([
+      ['failed', 0, ErrorCode.NodeLost],
+      ['cancelled', 0, undefined],
+    ])
+    expect(store.account(key.account).balance).toBe(50)
+  })
+
+  it('in open mode records usage for client "open" and moves no credits', async () => {
+    const accounts = new Accounts(store, true)
+    expect(accounts.admitNode(nodeId, undefined)).toBeUndefined()
+    const open = job(20)
+    expect(accounts.admit(open, undefined)).toBeUndefined()
+    const { usageSignature: _unsigned, ...end } = await signedEnd(open, 4, 9)
+    expect(await accounts.settle(open, nodeId, end, false)).toEqual({})
+    expect(queryUsage(store).records).toMatchObject([{ client: 'open', outputTokens: 9, credits: 0 }])
+    expect(listAccounts(store)).toEqual([])
+  })
 })
