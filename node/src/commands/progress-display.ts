@@ -19,7 +19,9 @@ export class ProgressDisplay {
 
   constructor(options: ProgressDisplayOptions = {}) {
     this.#stream = options.stream ?? process.stderr
-    this.interactive = this.#stream.isTTY === true && process.env.CI === undefined
+    // A pseudo-terminal with no size (0 columns, as under `script` without a terminal) would make ora's line
+    // counting divide by zero: treat it as a pipe.
+    this.interactive = this.#stream.isTTY === true && (this.#stream.columns ?? 0) > 0 && process.env.CI === undefined
     this.#spinner = ora({ stream: this.#stream, isEnabled: this.interactive, discardStdin: false })
   }
 
