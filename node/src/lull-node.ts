@@ -404,7 +404,9 @@ export class LullNode implements AsyncDisposable {
     clearTimeout(this.#rotationTimer)
     clearTimeout(this.#statusTimer)
     this.#policy.stop()
-    for (const controller of this.#inFlight.values()) controller.abort()
+    // Anything still running is handed back (a retryable node-lost), never reported as a finished answer.
+    const handedBack = new LullError(ErrorCode.NodeLost, 'the node stopped; request handed back')
+    for (const controller of this.#inFlight.values()) controller.abort(handedBack)
     await this.#link.stop()
     await this.#writeStatus()
     await this.#host.stop()
