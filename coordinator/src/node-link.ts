@@ -46,6 +46,12 @@ export async function handleNodeStream(coordinator: Coordinator, stream: Stream,
         break
       }
       entry.lastSeenMs = Date.now()
+      const revoked = message.type === 'heartbeat' ? coordinator.accounts.nodeTokenRevoked(peerId) : undefined
+      if (revoked !== undefined) {
+        coordinator.log.info({ peerId }, 'join token revoked: dropping the node')
+        channel.trySend(errorReply(revoked))
+        break
+      }
       switch (message.type) {
         case 'heartbeat':
           entry.stateReason = message.reason

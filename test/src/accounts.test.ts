@@ -110,6 +110,32 @@ describe('accounts on a real network (coordinator not open)', () => {
     expect(network.coordinator.status().nodes).toHaveLength(1)
   })
 
+  it('a node whose join token is revoked (by the CLI) is dropped at its next heartbeat', async () => {
+    const { secret, token } = await createJoinToken(store, { name: 'short-lived' })
+    const node = await LullNode.start({
+      coordinator: network.address,
+      model: 'lull-tiny',
+      dataDir: join(network.dataDir, 'short-lived'),
+      joinToken: secret,
+      slots: 1,
+      threads: 1,
+      logger: createLogger('silent'),
+    })
+    try {
+      expect(network.coordinator.status().nodes.map((each) => each.nodeId)).toContain(node.nodeId)
+      const revoked = await coordinatorCli(['tokens', 'revoke', token.id, '--data-dir', coordinatorDir])
+      expect(revoked.code).toBe(0)
+      const deadline = Date.now() + 20_000
+      while (network.coordinator.status().nodes.some((each) => each.nodeId === node.nodeId)) {
+        expect(Date.now()).toBeLessThan(deadline)
+        await new Promise((done) => setTimeout(done, 100))
+      }
+      expect(network.coordinator.status().nodes).toHaveLength(1)
+    } finally {
+      await node.stop()
+    }
+  })
+
   it('a client without a valid key is refused before anything runs', async () => {
     const anonymous = await client(undefined)
     expect((await rejection(anonymous.models())).code).toBe(ErrorCode.Unauthorized)

@@ -46,7 +46,8 @@ export class Accounts {
   readonly #admissions = new Map<string, Admission>()
   readonly #reservedCredits = new Map<string, number>()
   readonly #reservedTokens = new Map<string, number>()
-  readonly #nodeAccounts = new Map<string, string>()
+  /** Registered nodes' join tokens: the token id (checked again on heartbeats) and the account it credits. */
+  readonly #nodes = new Map<string, { tokenId: string; account: string }>()
 
   constructor(store: AccountsStore | undefined, open: boolean) {
     if (!open && store === undefined) throw new Error('accounts need a data dir unless the coordinator runs open')
@@ -84,8 +85,25 @@ export class Accounts {
     const token = findJoinToken(this.store, joinToken)
     if (token === undefined)
       return new LullError(ErrorCode.Unauthorized, `the join token is unknown or revoked: ${what}`)
-    this.#nodeAccounts.set(nodeId, token.account)
+    this.#nodes.set(nodeId, { tokenId: token.id, account: token.account })
     return undefined
+  }
+
+  /**
+   * Whether a registered node's join token has been revoked since (the coordinator checks on each heartbeat and
+   * drops the node): the error to send it, or undefined while the token stands (and always in open mode).
+   */
+  nodeTokenRevoked(nodeId: string): LullError | undefined {
+    const node = this.#nodes.get(nodeId)
+    if (this.open || this.store === undefined || node === undefined) return undefined
+    this.store.refresh()
+    const token = this.store.tokens.get(node.tokenId)
+    if (token !== undefined && token.revokedAtMs === undefined) return undefined
+    this.#nodes.delete(nodeId)
+    return new LullError(
+      ErrorCode.Unauthorized,
+      `this node's join token ${node.tokenId} was revoked: ask the network operator for a new one (lull-coordinator tokens create) and restart the node with --join-token`,
+    )
   }
 
   /**
@@ -158,7 +176,7 @@ export class Accounts {
     const { promptTokens, outputTokens } = end.usage
     const charged = disputed === undefined && admission.clientAccount !== undefined
     const credits = charged ? outputTokens * CREDITS_PER_OUTPUT_TOKEN + promptTokens * CREDITS_PER_PROMPT_TOKEN : 0
-    const nodeAccount = this.#nodeAccounts.get(nodeId)
+    const nodeAccount = this.#nodes.get(nodeId)?.account
     await writeUsage(
       this.store,
       {
