@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { LullNode } from '../lull-node.js'
 import { InsufficientMemoryError } from './errors.js'
 import { ensureLullTinyModel } from './lull-tiny.js'
-import { checkModelFitsInMemory, estimateModelMemory, MEMORY_HEADROOM_BYTES } from './memory-fit.js'
+import { checkModelFitsInMemory, estimateModelMemory, MEMORY_HEADROOM_BYTES, upperBoundMemory } from './memory-fit.js'
 
 const MIB = 1024 ** 2
 
@@ -31,6 +31,25 @@ describe('memory fit before loading', () => {
   it('lets lull-tiny load with the memory this machine has free', async () => {
     const fit = await checkModelFitsInMemory(modelPath, { slots: 4, contextSize: 2048, gpu: false })
     expect(fit.requiredBytes).toBeLessThan(fit.availableBytes)
+    expect(fit.method).toBe('upper-bound')
+  })
+
+  it("decides quickly only when the header's generous bound fits; the bound is above node-llama-cpp's estimate", async () => {
+    const estimate = await estimateModelMemory(modelPath, { slots: 4, contextSize: 2048 })
+    const bound = await upperBoundMemory(modelPath, { slots: 4, contextSize: 2048 })
+    expect(bound).toBeDefined()
+    expect(bound!.modelBytes).toBeGreaterThanOrEqual(estimate.modelBytes)
+    expect(bound!.contextBytes).toBeGreaterThan(estimate.contextBytes(4, 2048))
+    // Room for the precise need but not for the bound: the precise estimate decides, and it fits.
+    const precise = estimate.modelBytes + estimate.contextBytes(4, 2048) + MEMORY_HEADROOM_BYTES
+    const fit = await checkModelFitsInMemory(modelPath, {
+      slots: 4,
+      contextSize: 2048,
+      gpu: false,
+      freeRamBytes: precise,
+    })
+    expect(fit.method).toBe('insights')
+    expect(fit.requiredBytes).toBe(precise)
   })
 
   it('refuses when free memory is too small, saying which fewer slots or smaller context would fit', async () => {

@@ -7,6 +7,7 @@
 import { freemem } from 'node:os'
 import { GgufInsights, getLlama, readGgufFileInfo } from 'node-llama-cpp'
 import { InsufficientMemoryError, type MemoryFitSuggestion } from './errors.js'
+import { type GgufHeader, readGgufHeader } from './gguf-reader.js'
 
 /** Kept free on top of the estimate: llama.cpp's own buffers, the node's JavaScript heap, the OS. */
 export const MEMORY_HEADROOM_BYTES = 256 * 1024 ** 2
@@ -34,7 +35,17 @@ export interface MemoryFitOptions {
   signal?: AbortSignal | undefined
 }
 
+/** Compute buffers and other runtime allocations allowed for in the quick upper bound. */
+const UPPER_BOUND_RUNTIME_BYTES = GIB
+/** Safety factor on the quick bound's context part (wider K/V heads than the embedding, SWA, recurrent state). */
+const UPPER_BOUND_CONTEXT_FACTOR = 2
+const F32_BYTES = 4
+/** Tokens llama.cpp evaluates at once (the logits buffer scales with it). */
+const BATCH_TOKENS = 512
+
 export interface MemoryEstimate {
+  /** `upper-bound`: a quick, generous bound from the GGUF header showed the model fits; `insights`: node-llama-cpp's estimate. */
+  method: 'upper-bound' | 'insights'
   /** The weights. */
   modelBytes: number
   /** The context: KV cache for every slot plus compute buffers. */
@@ -72,6 +83,47 @@ async function readFreeVram(): Promise<number> {
   }
 }
 
+function metadataNumber(header: GgufHeader, key: string): number | undefined {
+  const entry = header.metadata.get(key)
+  if (entry?.kind !== 'scalar') return undefined
+  const value = Number(entry.value)
+  return Number.isFinite(value) && value > 0 ? value : undefined
+}
+
+/**
+ * A quick, generous upper bound of what the model and its context need, from the project's bounded GGUF reader (a few
+ * milliseconds, where node-llama-cpp's insights take a second to start their native helper): the whole file, an f32
+ * KV cache as wide as the widest of embedding and K/V heads in every layer, times a safety factor, a logits buffer,
+ * and a gigabyte of compute buffers. Undefined when the header lacks what the bound needs.
+ */
+export async function upperBoundMemory(
+  path: string,
+  options: { slots: number; contextSize: number; signal?: AbortSignal | undefined },
+): Promise<{ modelBytes: number; contextBytes: number } | undefined> {
+  const header = await readGgufHeader(path, { signal: options.signal })
+  const architecture = header.metadata.get('general.architecture')
+  if (architecture?.kind !== 'scalar' || typeof architecture.value !== 'string') return undefined
+  const arch = architecture.value
+  const blocks = metadataNumber(header, `${arch}.block_count`)
+  const embedding = metadataNumber(header, `${arch}.embedding_length`)
+  if (blocks === undefined || embedding === undefined) return undefined
+  const headsKv =
+    metadataNumber(header, `${arch}.attention.head_count_kv`) ??
+    metadataNumber(header, `${arch}.attention.head_count`) ??
+    1
+  const keyWidth = (metadataNumber(header, `${arch}.attention.key_length`) ?? 0) * headsKv
+  const valueWidth = (metadataNumber(header, `${arch}.attention.value_length`) ?? 0) * headsKv
+  const width = Math.max(embedding, keyWidth, valueWidth)
+  const tokens = header.metadata.get('tokenizer.ggml.tokens')
+  const vocabulary = tokens?.kind === 'array' ? tokens.length : 0
+  const kvBytes = 2 * blocks * width * options.contextSize * options.slots * F32_BYTES
+  const logitsBytes = vocabulary * Math.min(BATCH_TOKENS, options.contextSize) * F32_BYTES
+  return {
+    modelBytes: header.fileSizeBytes,
+    contextBytes: UPPER_BOUND_CONTEXT_FACTOR * (kvBytes + logitsBytes) + UPPER_BOUND_RUNTIME_BYTES,
+  }
+}
+
 /**
  * Checks that the model at `path` fits with `slots` × `contextSize` in free memory; returns the estimate, or throws
  * {@link InsufficientMemoryError} saying what would fit.
@@ -79,14 +131,26 @@ async function readFreeVram(): Promise<number> {
 export async function checkModelFitsInMemory(path: string, options: MemoryFitOptions): Promise<MemoryEstimate> {
   const { slots, contextSize } = options
   const headroom = options.headroomBytes ?? MEMORY_HEADROOM_BYTES
+  const freeRam = options.freeRamBytes ?? freemem()
+  // Most models fit with room to spare: a quick bound from the header says so without starting node-llama-cpp.
+  const bound = await upperBoundMemory(path, { slots, contextSize, signal: options.signal })
+  if (bound !== undefined && bound.modelBytes + bound.contextBytes + headroom <= freeRam) {
+    return {
+      method: 'upper-bound',
+      ...bound,
+      requiredBytes: bound.modelBytes + bound.contextBytes + headroom,
+      availableBytes: freeRam,
+    }
+  }
   const estimate = await estimateModelMemory(path, { slots, contextSize, signal: options.signal })
   const need = (s: number, c: number): number => estimate.modelBytes + estimate.contextBytes(s, c) + headroom
   const requiredBytes = need(slots, contextSize)
-  let availableBytes = options.freeRamBytes ?? freemem()
+  let availableBytes = freeRam
   if (requiredBytes > availableBytes && (options.gpu ?? 'auto') !== false) {
     availableBytes += options.freeVramBytes ?? (await readFreeVram())
   }
   const result: MemoryEstimate = {
+    method: 'insights',
     modelBytes: estimate.modelBytes,
     contextBytes: estimate.contextBytes(slots, contextSize),
     requiredBytes,
