@@ -55,7 +55,9 @@ async function bench(options: BenchOptions, progress: ProgressDisplay, signal: A
     signal,
   })
   progress.succeed(
-    `Memory: needs about ${formatBytes(memory.requiredBytes)}, ${formatBytes(memory.availableBytes)} free`,
+    memory.method === 'upper-bound'
+      ? `Memory: fits (at most ${formatBytes(memory.requiredBytes)} needed, ${formatBytes(memory.availableBytes)} free)`
+      : `Memory: needs about ${formatBytes(memory.requiredBytes)}, ${formatBytes(memory.availableBytes)} free`,
   )
   progress.step(`Loading ${model.id} (${options.slots} slots, ${threads} thread${threads === 1 ? '' : 's'})`)
   const engine = await Engine.load({ modelPath: model.path, slots: options.slots, threads }, { signal })
