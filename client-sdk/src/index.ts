@@ -8,6 +8,8 @@
  * }
  * ```
  */
+/** The message, finish reason and usage shapes requests and answers use. */
+export type { ChatMessage, FinishReason, Usage } from '@lull/proto'
 export type { ModelInfo, NodeInfo } from './catalogue.js'
 export { type ChatEvent, type ChatResult, ChatStream, type FinishEvent, type TextDeltaEvent } from './chat-stream.js'
 export {
