@@ -64,6 +64,8 @@ export type ModelDownloadFailure =
   | 'http-error'
   /** The transfer stopped part way; what arrived is kept and the next pull resumes from there. */
   | 'interrupted'
+  /** A model split over several GGUF files, which the node does not download yet. */
+  | 'unsupported'
 
 /** A model could not be downloaded. The message says what happened and what to do next. */
 export class ModelDownloadError extends Error {

@@ -45,6 +45,11 @@ describe('hf: model URIs', () => {
     expect(() => parseHfUri(spec)).toThrow(/hf:<user>\/<repo>\/<file>\.gguf/)
   })
 
+  it('refuses a model split over several files, saying how to merge it', async () => {
+    const uri = parseHfUri('hf:lull/big-GGUF/big.Q8_0-00001-of-00003.gguf')
+    await expect(resolveHfUri(uri, { env: {} })).rejects.toThrow(/split over several files.*llama-gguf-split --merge/)
+  })
+
   it('takes the endpoint from MODEL_ENDPOINT or HF_ENDPOINT, else huggingface.co', () => {
     expect(hfEndpoint({})).toBe('https://huggingface.co/')
     expect(hfEndpoint({ HF_ENDPOINT: 'http://127.0.0.1:8080' })).toBe('http://127.0.0.1:8080/')

@@ -123,6 +123,17 @@ export function unreachable(url: string, error: unknown): ModelDownloadError {
 }
 
 /** Where an `hf:` URI's file is: the file URL and its name. A tag is looked up in the Hub's manifest API. */
+const SPLIT_PART = /-\d{5}-of-\d{5}\.gguf$/i
+
+function refuseSplit(uri: HfModelUri, fileName: string): void {
+  if (SPLIT_PART.test(fileName)) {
+    throw new ModelDownloadError(
+      'unsupported',
+      `${uri.canonical} is split over several files (${fileName}); the node serves single-file models only. Merge the parts with llama.cpp's llama-gguf-split --merge and pass the merged file's path, or choose a quantisation that comes as one file.`,
+    )
+  }
+}
+
 export async function resolveHfUri(
   uri: HfModelUri,
   options: { env?: NodeJS.ProcessEnv; signal?: AbortSignal | undefined } = {},
@@ -130,6 +141,7 @@ export async function resolveHfUri(
   const env = options.env ?? process.env
   const endpoint = hfEndpoint(env)
   if (uri.kind === 'file') {
+    refuseSplit(uri, uri.path)
     return {
       url: hfFileUrl(endpoint, uri.user, uri.repo, uri.branch, uri.path),
       fileName: uri.path.split('/').at(-1) ?? uri.path,
@@ -170,6 +182,7 @@ export async function resolveHfUri(
       `${uri.canonical}: the Hub's manifest names no GGUF file for the tag '${uri.tag}'. Name the file: hf:${uri.user}/${uri.repo}/<file>.gguf.`,
     )
   }
+  refuseSplit(uri, fileName)
   return {
     url: hfFileUrl(endpoint, uri.user, uri.repo, DEFAULT_BRANCH, fileName),
     fileName: fileName.split('/').at(-1) ?? fileName,
