@@ -121,12 +121,14 @@ describe('the ledger across a coordinator killed with SIGKILL', () => {
     /** What clients saw finish: their request id and the usage they received. */
     const received = new Map<string, { promptTokens: number; outputTokens: number }>()
     let failures = 0
+    let inFlight = 0
     let stop = false
     const workers = Array.from({ length: WORKERS }, async (_, worker) => {
-      const client = await LullClient.connect({ coordinator: address, apiKey, maxRetries: 0, timeoutMs: 5_000 })
+      const client = await LullClient.connect({ coordinator: address, apiKey, timeoutMs: 5_000 })
       clients.push(client)
       let round = 0
       while (!stop) {
+        inFlight++
         try {
           const answer = await client
             .chat({ model: 'lull-tiny', messages: PROMPT, maxTokens: MAX_TOKENS, seed: worker * 1_000 + round++ })
@@ -137,6 +139,8 @@ describe('the ledger across a coordinator killed with SIGKILL', () => {
           // The coordinator is down or the request was cut off: keep asking, as an app would.
           failures++
           await new Promise((done) => setTimeout(done, 100))
+        } finally {
+          inFlight--
         }
       }
     })
@@ -151,7 +155,10 @@ describe('the ledger across a coordinator killed with SIGKILL', () => {
     await waitFor(COMPLETIONS_PER_PHASE)
     // Kill at a random moment while requests are in flight.
     await new Promise((done) => setTimeout(done, Math.random() * 300))
+    const inFlightAtKill = inFlight
     await killCoordinator()
+    // The kill lands under load: requests were in flight.
+    expect(inFlightAtKill).toBeGreaterThan(0)
     const beforeKill = received.size
     expect(await startCoordinator(dataDir, port)).toBe(address)
     await waitFor(beforeKill + COMPLETIONS_PER_PHASE)
@@ -196,7 +203,7 @@ describe('the ledger across a coordinator killed with SIGKILL', () => {
       const spent = [...received.values()].reduce((sum, usage) => sum + usage.outputTokens, 0)
       expect(store.account('operator').balance).toBeGreaterThanOrEqual(spent)
       console.log(
-        `ledger durability: ${received.size} answers received (${beforeKill} before the kill), ${records.length} records, ${unseen.length} completed but unseen, ${failures} client errors around the kill`,
+        `ledger durability: ${received.size} answers received (${beforeKill} before the kill), ${records.length} records, ${inFlightAtKill} requests in flight at the kill, ${unseen.length} completed but unseen, ${failures} client errors around the kill`,
       )
     } finally {
       await store.close()
