@@ -231,12 +231,23 @@ describe('lull-node service', () => {
 
   it('prints the file with --dry-run and writes nothing', async () => {
     const { code, stdout } = await lullNode(
-      ['service', 'install', '--platform', 'linux', '--dry-run', '--coordinator', COORDINATOR],
+      [
+        'service',
+        'install',
+        '--platform',
+        'linux',
+        '--dry-run',
+        '--coordinator',
+        COORDINATOR,
+        '--model',
+        'hf:bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M',
+      ],
       home,
     )
     expect(code).toBe(0)
     expect(stdout).toContain('[Service]')
-    expect(stdout).toContain('ExecStart=')
+    // A model URI is passed on as it is (only local paths are made absolute).
+    expect(stdout).toContain(' --model hf:bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M ')
     expect(await exists(join(home, '.config'))).toBe(false)
   })
 

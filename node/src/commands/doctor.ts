@@ -9,14 +9,14 @@ import { DOCTOR_DIAL_TIMEOUT_MS } from '../constants.js'
 import { defaultThreads } from '../hardware.js'
 import {
   type CheckResult,
-  checkCoordinator,
   checkDataDir,
   checkGpu,
   checkHardware,
-  checkModel,
   checkRuntime,
   loadEngineBinary,
 } from './doctor-checks.js'
+import { checkCoordinator } from './doctor-coordinator-check.js'
+import { checkModel } from './doctor-model-check.js'
 import { positiveInteger } from './option-parsers.js'
 
 export interface DoctorOptions {

@@ -12,7 +12,7 @@ import { promisify } from 'node:util'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { DEFAULT_GRACE_MS, parseIdleMode } from '../idle-policy.js'
-import { LULL_TINY_MODEL_ID } from '../model/index.js'
+import { isHfUri, LULL_TINY_MODEL_ID } from '../model/index.js'
 import {
   disableCommand,
   enableCommand,
@@ -80,11 +80,11 @@ function environmentEntry(value: string, previous: string[] = []): string[] {
   return [...previous, value]
 }
 
-/** The model spec with a path made absolute (the service does not run in this directory). */
+/** The model spec with a local path made absolute (the service does not run in this directory). */
 function absoluteModel(spec: string): string {
   const match = /@sha256:[^@]*$/.exec(spec)
   const model = match ? spec.slice(0, match.index) : spec
-  if (model === LULL_TINY_MODEL_ID) return spec
+  if (model === LULL_TINY_MODEL_ID || isHfUri(model)) return spec
   return `${resolve(model)}${match ? match[0] : ''}`
 }
 
