@@ -6,6 +6,9 @@
 import ora, { type Ora } from 'ora'
 import { type DownloadProgress, formatBytes } from '../model/index.js'
 
+/** Characters in the download bar on a terminal. */
+const BAR_WIDTH = 24
+
 export interface ProgressDisplayOptions {
   /** @default process.stderr */
   stream?: NodeJS.WriteStream
@@ -48,7 +51,9 @@ export class ProgressDisplay {
         : `${formatBytes(downloadedBytes)} of ${formatBytes(totalBytes)} (${Math.floor((fraction ?? 0) * 100)}%)`
     const text = `${label}: ${amount}${resumed}`
     if (this.interactive) {
-      this.update(text)
+      const filled = Math.round((fraction ?? 0) * BAR_WIDTH)
+      const bar = fraction === undefined ? '' : ` ${'█'.repeat(filled)}${'░'.repeat(BAR_WIDTH - filled)}`
+      this.update(`${label}:${bar} ${amount}${resumed}`)
       return
     }
     const quarter = fraction === undefined ? 0 : Math.floor(fraction * 4)
