@@ -3,6 +3,8 @@ import '@lull/proto/polyfill'
 import { mkdir, rename, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { Command, InvalidArgumentError } from 'commander'
+import { listApiKeys } from './accounts/api-keys.js'
+import { listJoinTokens } from './accounts/join-tokens.js'
 import { DEFAULT_COORDINATOR_DATA_DIR } from './commands/command-helpers.js'
 import { addKeysCommand } from './commands/keys.js'
 import { addTokensCommand } from './commands/tokens.js'
@@ -78,6 +80,19 @@ program
       }
       process.stdout.write(`lull-coordinator listening on ${address}\n`)
       if (coordinator.metrics !== undefined) process.stdout.write(`metrics at ${coordinator.metrics.url}\n`)
+      const { store } = coordinator.accounts
+      if (options.open) {
+        process.stdout.write('open mode: no join tokens, API keys, limits or credits (trusted local networks only)\n')
+      } else if (store !== undefined) {
+        const keys = listApiKeys(store).filter((key) => key.revokedAtMs === undefined).length
+        const tokens = listJoinTokens(store).filter((token) => token.revokedAtMs === undefined).length
+        process.stdout.write(`accounts in ${options.dataDir}: ${keys} API key(s), ${tokens} join token(s)\n`)
+        if (keys === 0 || tokens === 0) {
+          process.stdout.write(
+            `nodes need a join token and clients an API key: lull-coordinator tokens create --name <node> --data-dir ${options.dataDir}; lull-coordinator keys create --name <app> --credits <n> --data-dir ${options.dataDir}\n`,
+          )
+        }
+      }
       const shutdown = async (): Promise<void> => {
         await coordinator.stop()
         process.exit(0)
