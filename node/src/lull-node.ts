@@ -321,7 +321,7 @@ export class LullNode implements AsyncDisposable {
       startedAtMs: this.#startedAtMs,
       updatedAtMs: now,
       uptimeMs: now - this.#startedAtMs,
-      ...(this.#shuttingDown
+      ...(this.#shuttingDown && !this.#stopped
         ? { state: 'draining' as const, reason: SHUTDOWN_REASON }
         : { state: policy.state, ...(policy.reason === undefined ? {} : { reason: policy.reason }) }),
       stateSinceMs: policy.sinceMs,

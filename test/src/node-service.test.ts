@@ -146,6 +146,7 @@ describe('lull-node service', () => {
     const file = join(home, '.config/systemd/user/lull-node.service')
     expect(stdout).toContain(`wrote ${file}`)
     expect(stdout).toContain('systemctl --user enable --now lull-node')
+    expect(stdout).toContain('loginctl enable-linger')
     const unit = parseUnitFile(await readFile(file, 'utf8'))
     expect([...unit.keys()]).toEqual(['Unit', 'Service', 'Install'])
     const service = unit.get('Service')!

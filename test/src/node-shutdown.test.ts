@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { LullClient } from '@lull/client-sdk'
 import { Coordinator, createLogger } from '@lull/coordinator'
+import { readStatusFile } from '@lull/node'
 import { decodeMessage, NODE_TO_COORDINATOR } from '@lull/proto'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { type NodeProcess, startNodeProcess } from './node-process.js'
@@ -122,6 +123,9 @@ describe('lull-node shutdown on a signal', () => {
     const draining = heard.find((entry) => entry.state === 'draining')
     expect(draining).toMatchObject({ reason: 'shutting down', listed: true })
     expect(coordinator.status().nodes.some((entry) => entry.nodeId === started.nodeId)).toBe(false)
+    // What `lull-node status` reads afterwards: a node that stopped, not one still draining.
+    const status = await readStatusFile(join(dataDir, 'node'))
+    expect(status).toMatchObject({ kind: 'found', running: false, report: { state: 'offline' } })
   })
 
   it('after the grace period the running request is handed back and the process still exits 0', async () => {

@@ -5,7 +5,7 @@
  */
 import { execFile } from 'node:child_process'
 import { mkdir, rm, writeFile } from 'node:fs/promises'
-import { homedir } from 'node:os'
+import { homedir, userInfo } from 'node:os'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -163,7 +163,11 @@ async function install(options: ServiceInstallOptions): Promise<void> {
     process.stdout.write(`start it now and at every login with:\n  ${enable.map(shellLine).join(' && ')}\n`)
   }
   if (paths.stdoutLog !== undefined) process.stdout.write(`logs: ${paths.stdoutLog} and ${paths.stderrLog}\n`)
-  else process.stdout.write('logs: journalctl --user -u lull-node -f\n')
+  else {
+    process.stdout.write('logs: journalctl --user -u lull-node -f\n')
+    // User units stop at logout and start at login unless the user lingers: a box nobody logs into needs it.
+    process.stdout.write(`to run it while nobody is logged in: loginctl enable-linger ${userInfo().username}\n`)
+  }
 }
 
 async function uninstall(options: { platform?: ServicePlatform; disable?: boolean }): Promise<void> {
