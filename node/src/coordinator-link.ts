@@ -177,16 +177,6 @@ export class CoordinatorLink {
                 message: 'not registered yet',
               })
             break
-          case 'cancel':
-            this.#components.onCancel(message.requestId)
-            break
-          case 'error':
-            if (!registered && (message.code === ErrorCode.Unauthorized || message.code === ErrorCode.Forbidden)) {
-              this.#refusal = new LullError(message.code, `the coordinator refused this node: ${message.message}`)
-              logger.error(
-                { code: message.code, reason: message.message },
-                'registration refused: start the node with a valid join token (--join-token or LULL_JOIN_TOKEN) from the network operator',
-              )
           case 'dispatch-batch':
             // Each entry is handled exactly as a single dispatch; they then run as parallel sequences.
             for (const request of message.requests) {
@@ -200,6 +190,16 @@ export class CoordinatorLink {
                 })
             }
             break
+          case 'cancel':
+            this.#components.onCancel(message.requestId)
+            break
+          case 'error':
+            if (!registered && (message.code === ErrorCode.Unauthorized || message.code === ErrorCode.Forbidden)) {
+              this.#refusal = new LullError(message.code, `the coordinator refused this node: ${message.message}`)
+              logger.error(
+                { code: message.code, reason: message.message },
+                'registration refused: start the node with a valid join token (--join-token or LULL_JOIN_TOKEN) from the network operator',
+              )
               break
             }
             logger.warn({ code: message.code, reason: message.message }, 'coordinator reported an error')
