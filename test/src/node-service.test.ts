@@ -136,7 +136,7 @@ describe('lull-node service', () => {
         '--grace-ms',
         '30000',
         '--data-dir',
-        'relative data',
+        'relative data\twith a tab,\na newline; and "quotes"',
         '--env',
         'LULL_NOTE=a b "c" $d 5%',
       ],
@@ -170,7 +170,7 @@ describe('lull-node service', () => {
       '--grace-ms',
       '30000',
       '--data-dir',
-      resolve('relative data'),
+      resolve('relative data\twith a tab,\na newline; and "quotes"'),
     ])
     const environment = (service.get('Environment') ?? []).flatMap((line) => splitSystemdLine(line, false))
     expect(environment).toContain('LULL_NOTE=a b "c" $d 5%')
