@@ -6,7 +6,7 @@
  */
 import { execFile, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { mkdtemp, rm, stat } from 'node:fs/promises'
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -269,6 +269,26 @@ describe('lull-node models with hf: downloads from a local hub', () => {
     expect(report.decodeTokensPerSecond).toBeGreaterThan(0)
     expect(bench.stderr).toContain('Measuring prefill and decode: round 2 of 2')
     expect(bench.stderr).not.toContain('\u001b[')
+  })
+
+  it('pulls a local GGUF file into the store, lists it as a table, and removes it', async () => {
+    const localPath = join(dataDir, 'my-model.gguf')
+    await writeFile(localPath, tiny)
+    const pulled = await lullNode(['models', 'pull', localPath, '--data-dir', dataDir], env)
+    expect(pulled.code).toBe(0)
+    expect(pulled.stdout).toBe(`${localPath} ${sha256(tiny)} 5.1 MiB (new)\n`)
+    const table = await lullNode(['models', 'list', '--data-dir', dataDir], env)
+    expect(table.code).toBe(0)
+    expect(table.stdout.split('\n')[0]).toMatch(/^MODEL +SIZE +SHA-256 +PINNED +PATH$/)
+    expect(table.stdout).toMatch(
+      new RegExp(
+        `\n${localPath.replaceAll('.', '\\.')} +5\\.1 MiB +${sha256(tiny).slice(0, 16)} +yes +\\S+/models/sha256/${sha256(tiny)}\\.gguf\n`,
+      ),
+    )
+    const removed = await lullNode(['models', 'rm', localPath, '--data-dir', dataDir], env)
+    expect(removed.code).toBe(0)
+    expect(removed.stdout).toContain(`removed ${localPath} and its pin`)
+    expect((await list()).map((entry) => entry.source)).not.toContain(localPath)
   })
 
   it('removes a model: its pin and its stored copy', async () => {
