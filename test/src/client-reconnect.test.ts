@@ -1,6 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises'
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { ConnectionError, LullClient } from '@lull/client-sdk'
 import { Coordinator, createLogger as createCoordinatorLogger } from '@lull/coordinator'
 import { createLogger as createNodeLogger, LullNode } from '@lull/node'
@@ -19,12 +21,61 @@ function startCoordinator(dataDir: string, port: number): Promise<Coordinator> {
   })
 }
 
-async function until(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+async function until(
+  condition: () => boolean,
+  what: string,
+  timeoutMs = 30_000,
+  probe: () => Promise<void> = async () => {},
+): Promise<void> {
   const deadline = Date.now() + timeoutMs
-  while (!condition()) {
+  for (await probe(); !condition(); await probe()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
+}
+
+const COORDINATOR_CLI = join(resolve(dirname(fileURLToPath(import.meta.url)), '..', '..'), 'coordinator/dist/cli.js')
+
+/** `lull-coordinator start` as its own process; resolves with its address once it listens. */
+async function startCoordinatorProcess(
+  dataDir: string,
+  port: number,
+): Promise<{ child: ChildProcess; address: string }> {
+  const readyFile = join(dataDir, `ready-${Date.now()}`)
+  const child = spawn(
+    process.execPath,
+    [
+      COORDINATOR_CLI,
+      'start',
+      '--open',
+      '--listen',
+      `/ip4/127.0.0.1/tcp/${port}`,
+      '--data-dir',
+      dataDir,
+      '--ready-file',
+      readyFile,
+      '--log-level',
+      'error',
+    ],
+    { stdio: 'ignore' },
+  )
+  let address = ''
+  await until(
+    () => child.exitCode === null && address !== '',
+    'the coordinator process listening',
+    60_000,
+    async () => {
+      address = (await readFile(readyFile, 'utf8').catch(() => '')).trim()
+    },
+  )
+  return { child, address }
+}
+
+async function killProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise((resolvePromise) => child.once('exit', resolvePromise))
+  child.kill('SIGKILL')
+  await exited
 }
 
 const ASK = { model: 'lull-tiny', messages: [{ role: 'user' as const, content: 'Hello again' }], maxTokens: 8 }
@@ -82,5 +133,52 @@ describe('a client whose coordinator restarts', () => {
     expect(reply.nodeId).toBe(node.nodeId)
     expect(reply.text.length).toBeGreaterThan(0)
     expect(coordinator.status().totals.requestsServed).toBe(1)
+  })
+
+  it('keeps working after its coordinator process is killed (SIGKILL) and started again', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lull-client-reconnect-'))
+    cleanups.push(() => rm(dir, { recursive: true, force: true }))
+    const coordinatorDir = join(dir, 'coordinator')
+    let coordinator = await startCoordinatorProcess(coordinatorDir, 0)
+    cleanups.push(() => killProcess(coordinator.child))
+    const { address } = coordinator
+    const port = Number(/\/tcp\/(\d+)\//.exec(address)?.[1])
+    const node = await LullNode.start({
+      coordinator: address,
+      model: 'lull-tiny',
+      dataDir: join(dir, 'node'),
+      slots: 1,
+      threads: 1,
+      logger: createNodeLogger('silent'),
+    })
+    cleanups.push(() => node.stop())
+    const client = await LullClient.connect({ coordinator: address })
+    cleanups.push(() => client.close())
+    expect((await client.chat(ASK).final()).nodeId).toBe(node.nodeId)
+
+    // No goodbye: the process dies, and comes back with the same identity on the same port.
+    await killProcess(coordinator.child)
+    coordinator = await startCoordinatorProcess(coordinatorDir, port)
+    expect(coordinator.address).toBe(address)
+    // Watched through a second client, so the first one makes no call until the node is back.
+    const observer = await LullClient.connect({ coordinator: address })
+    cleanups.push(() => observer.close())
+    let listed: string[] = []
+    await until(
+      () => listed.includes(node.nodeId),
+      'the node re-registering',
+      30_000,
+      async () => {
+        listed = await observer
+          .models()
+          .then((models) => models.flatMap((model) => model.nodes.map((entry) => entry.nodeId)))
+          .catch(() => [])
+      },
+    )
+    // The first calls the old client makes after the crash succeed: no stale connection is left to fail on.
+    const models = await client.models()
+    expect(models.flatMap((model) => model.nodes.map((entry) => entry.nodeId))).toEqual([node.nodeId])
+    const reply = await client.chat(ASK).final()
+    expect(reply.nodeId).toBe(node.nodeId)
   })
 })
