@@ -286,6 +286,13 @@ export class LullClient implements AsyncDisposable {
           }
           return
         } catch (error) {
+          if (resumes > 0 && error instanceof ModelNotFoundError) {
+            // Resuming found no node to continue on (the lost ones excluded, trustedNodes applied).
+            throw new ResumeFailedError(
+              `the answer's node was lost after part of it was received, and no other node can resume it: ${error.message}`,
+              { cause: error, partialText: received, ...(lost === undefined ? {} : { requestId: lost.requestId }) },
+            )
+          }
           if (!(error instanceof LullError) || error.code !== ErrorCode.NodeLost || !error.isRetryable) throw error
           if (received === '' || signal?.aborted || maxResumes === 0) throw error
           if (state.nodeId !== undefined) lostNodes.add(state.nodeId)
@@ -328,10 +335,7 @@ export class LullClient implements AsyncDisposable {
     const requestId = createRequestId()
     const nodes = (await this.#nodesFor(options.model, signal)).filter((node) => !excluded.has(node.nodeId))
     if (nodes.length === 0) {
-      throw new ResumeFailedError(
-        `the answer's node was lost after part of it was received, and no other node serves model "${options.model}" to resume it`,
-        { partialText: options.messages.at(-1)?.content ?? '' },
-      )
+      throw new ModelNotFoundError(`no node other than the lost one(s) serves model "${options.model}"`)
     }
     const candidates = chooseCandidates(nodes, this.#candidates)
     const maxTokens = options.maxTokens ?? DEFAULT_MAX_TOKENS

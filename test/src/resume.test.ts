@@ -1,4 +1,4 @@
-import { type FinishEvent, LullClient } from '@lull/client-sdk'
+import { type FinishEvent, LullClient, ResumeFailedError } from '@lull/client-sdk'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestNetwork, type TestNetwork } from './network-fixture.js'
 import { SCRIPTED_PARTIAL, SCRIPTED_PARTIAL_TOKENS, ScriptedNode } from './scripted-node.js'
@@ -141,5 +141,37 @@ describe('resume after the first token', () => {
     expect(finish?.usage.outputTokens).toBe(SCRIPTED_PARTIAL_TOKENS)
     expect(finish?.nodeId).toBe(node.nodeId)
     expect(real.stats.requestsServed).toBe(servedBefore)
+  })
+
+  it('fails with ResumeFailedError holding exactly the text received when no other node may resume', async () => {
+    const node = await startCrashingNode()
+    // Only the crashing node is trusted: once it is lost, nothing may continue the answer.
+    const pinned = await LullClient.connect({ coordinator: network.address, trustedNodes: [node.nodeId] })
+    try {
+      let text = ''
+      const error = await (async () => {
+        for await (const event of pinned.chat({
+          model: 'lull-tiny',
+          messages: [
+            { role: 'user', content: PROMPT },
+            { role: 'assistant', content: 'An answer the app began: ' },
+          ],
+          temperature: 0,
+        })) {
+          if (event.type === 'text-delta') {
+            text += event.text
+            node.abortLink()
+          }
+        }
+      })().catch((failure: unknown) => failure)
+      expect(text).toBe(SCRIPTED_PARTIAL)
+      expect(error).toBeInstanceOf(ResumeFailedError)
+      expect(error).toMatchObject({ name: 'ResumeFailedError', code: 'node-lost', isRetryable: false })
+      // What this request yielded, not the app's own assistant prefix.
+      expect((error as ResumeFailedError).partialText).toBe(SCRIPTED_PARTIAL)
+      expect((error as ResumeFailedError).requestId).toMatch(/\S/)
+    } finally {
+      await pinned.close()
+    }
   })
 })
