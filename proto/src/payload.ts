@@ -134,7 +134,7 @@ export function encodeHeaderAad(header: RequestHeader): Uint8Array {
     header.sizeBucket,
     header.candidates,
     header.priority,
-  ])
-}
     // Absent from requests without a deadline, so their encoding is unchanged.
     ...(header.timeoutMs === undefined ? [] : [header.timeoutMs]),
+  ])
+}
