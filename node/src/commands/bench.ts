@@ -3,23 +3,18 @@
  * makes on start and advertises to the coordinator, without joining a network. The model is resolved, verified and
  * pinned as `start` does, checked against free memory, loaded, and measured over a few rounds; the median is shown.
  */
-import { type Command, InvalidArgumentError } from 'commander'
+import type { Command } from 'commander'
 import { DEFAULT_SLOTS } from '../constants.js'
 import { DEFAULT_CONTEXT_SIZE_TOKENS, Engine } from '../engine/index.js'
 import type { BenchmarkResult } from '../engine/types.js'
 import { defaultThreads } from '../hardware.js'
 import { checkModelFitsInMemory, formatBytes } from '../model/index.js'
 import { prepareWithProgress } from './models.js'
+import { positiveInteger } from './option-parsers.js'
 import { ProgressDisplay } from './progress-display.js'
 
 /** Rounds measured when `--rounds` is left out; the median is reported. */
 export const DEFAULT_BENCH_ROUNDS = 3
-
-function positiveInteger(value: string): number {
-  const parsed = Number(value)
-  if (!Number.isInteger(parsed) || parsed < 1) throw new InvalidArgumentError('expected a whole number of at least 1')
-  return parsed
-}
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b)

@@ -3,7 +3,7 @@
  * loading it (download or generate, verify the digest, validate the GGUF, trial-load it, pin it), so a node started
  * later finds it ready, and a machine can pull while online and serve offline.
  */
-import { type Command, InvalidArgumentError } from 'commander'
+import type { Command } from 'commander'
 import { defaultThreads } from '../hardware.js'
 import {
   DEFAULT_DOWNLOAD_RETRIES,
@@ -16,19 +16,8 @@ import {
   prepareModel,
 } from '../model/index.js'
 import { removeModel } from '../model/model-inventory.js'
+import { nonNegativeInteger, positiveInteger } from './option-parsers.js'
 import { ProgressDisplay } from './progress-display.js'
-
-function nonNegativeInteger(value: string): number {
-  const parsed = Number(value)
-  if (!Number.isInteger(parsed) || parsed < 0) throw new InvalidArgumentError('expected a whole number of at least 0')
-  return parsed
-}
-
-function positiveInteger(value: string): number {
-  const parsed = Number(value)
-  if (!Number.isInteger(parsed) || parsed < 1) throw new InvalidArgumentError('expected a whole number of at least 1')
-  return parsed
-}
 
 export interface PrepareWithProgressOptions {
   dataDir: string
