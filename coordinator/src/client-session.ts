@@ -43,7 +43,7 @@ export async function handleClientStream(coordinator: Coordinator, stream: Strea
             break
           }
           // Fair sharing is per client: the connection's peer id (with API keys, the key's account).
-          job = coordinator.submit(channel, message, peerId)
+          job = coordinator.submit(channel, message, coordinator.accounts.accountOf(message.apiKey) ?? peerId)
           break
         case 'cancel':
           if (job !== undefined && job.clientRequestId === message.requestId) coordinator.cancel(job)

@@ -56,6 +56,8 @@ describe('accounts', () => {
     const { secret: joinToken, token } = await createJoinToken(store, { name: 'node', account: 'operator' })
     const accounts = new Accounts(store, false)
     expect(accounts.admitNode(nodeId, joinToken)).toBeUndefined()
+    expect(accounts.accountOf(secret)).toBe(key.account)
+    expect(accounts.accountOf('lull_sk_unknown')).toBeUndefined()
 
     const first = job(60)
     expect(accounts.admit(first, secret)).toBeUndefined()

@@ -64,6 +64,12 @@ export class Accounts {
     return key ?? new LullError(ErrorCode.Unauthorized, `the API key is unknown or revoked: ${GET_A_KEY}`)
   }
 
+  /** The account a valid key spends from (whom fair sharing is per); undefined in open mode or for a bad key. */
+  accountOf(apiKey: string | undefined): string | undefined {
+    const key = this.authenticateClient(apiKey)
+    return key instanceof LullError ? undefined : key?.account
+  }
+
   /** Admin requests (status, explain) need a key with the admin role, unless the coordinator runs open. */
   authorizeAdmin(apiKey: string | undefined): LullError | undefined {
     const key = this.authenticateClient(apiKey)
