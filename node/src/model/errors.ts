@@ -66,6 +66,8 @@ export type ModelDownloadFailure =
   | 'interrupted'
   /** A model split over several GGUF files, which the node does not download yet. */
   | 'unsupported'
+  /** Another process is downloading the same model into the same data dir. */
+  | 'busy'
 
 /** A model could not be downloaded. The message says what happened and what to do next. */
 export class ModelDownloadError extends Error {

@@ -1,12 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { ModelDownloadError } from './errors.js'
-import { downloadModelFile, downloadsDirectory } from './model-download.js'
+import { downloadModelFile, downloadsDirectory, partialPath } from './model-download.js'
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex')
 
@@ -98,6 +98,25 @@ describe('resumable model downloads', () => {
     } finally {
       file = before
     }
+  })
+
+  it('lets one download of a model run at a time in a data dir, and takes over a lock left by a dead process', async () => {
+    const dir = await freshDataDir()
+    const outcomes = await Promise.allSettled([
+      downloadModelFile(url, 'test:model', dir),
+      downloadModelFile(url, 'test:model', dir),
+    ])
+    const done = outcomes.filter((outcome) => outcome.status === 'fulfilled')
+    const refused = outcomes.filter((outcome) => outcome.status === 'rejected')
+    expect(done).toHaveLength(1)
+    expect(refused).toHaveLength(1)
+    expect(refused[0]!.reason).toMatchObject({ reason: 'busy' })
+    expect(String(refused[0]!.reason.message)).toContain(`(pid ${process.pid}) is downloading test:model`)
+
+    await rm(join(downloadsDirectory(dir)), { recursive: true })
+    await mkdir(downloadsDirectory(dir), { recursive: true })
+    await writeFile(`${partialPath(dir, 'test:model')}.lock`, '2147483646') // no such process
+    await expect(downloadModelFile(url, 'test:model', dir)).resolves.toMatchObject({ sha256: sha256(file) })
   })
 
   it('says a missing file was not found, and leaves nothing behind', async () => {

@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { acquireDownloadLock } from './download-lock.js'
 import { ModelDownloadError } from './errors.js'
 import { networkCause, unreachable } from './hf-uri.js'
 
@@ -241,6 +242,21 @@ export async function downloadModelFile(
   const path = partialPath(dataDir, key)
   const metadataPath = `${path}.json`
   await mkdir(downloadsDirectory(dataDir), { recursive: true })
+  const release = await acquireDownloadLock(`${path}.lock`, key)
+  try {
+    return await downloadWithRetries(url, key, path, metadataPath, options)
+  } finally {
+    await release()
+  }
+}
+
+async function downloadWithRetries(
+  url: string,
+  key: string,
+  path: string,
+  metadataPath: string,
+  options: DownloadOptions,
+): Promise<DownloadedFile> {
   const retries = options.retries ?? DEFAULT_DOWNLOAD_RETRIES
   let delayMs = options.retryDelayMs ?? DOWNLOAD_RETRY_DELAY_MS
   // What an earlier command left: the first transfer's starting point.
