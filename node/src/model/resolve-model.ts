@@ -77,7 +77,7 @@ export async function checkModelFile(path: string): Promise<void> {
     if (code === 'ENOENT' || code === 'ENOTDIR') {
       throw new ModelRejectedError(
         'not-found',
-        `Model file not found: ${path}. Pass '${LULL_TINY_MODEL_ID}' for the built-in model, or the path of a local .gguf file.`,
+        `Model file not found: ${path}. Pass '${LULL_TINY_MODEL_ID}' for the built-in model, the path of a local .gguf file, or an hf: URI (hf:<user>/<repo>/<file>.gguf).`,
       )
     }
     throw error
