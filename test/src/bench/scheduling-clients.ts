@@ -1,0 +1,126 @@
+/**
+ * The scheduling benchmark's clients: a few libp2p hosts submitting sealed requests as fast as `concurrency`
+ * streams allow, each on its own client stream (one request per stream, as the SDK does), read to their end.
+ */
+import { randomBytes } from 'node:crypto'
+import type { Libp2p } from '@libp2p/interface'
+import { LullClient } from '@lull/client-sdk'
+import {
+  CLIENT_PROTOCOL,
+  type ClientToCoordinator,
+  COORDINATOR_TO_CLIENT,
+  createLullHost,
+  createRequestId,
+  encodeHeaderAad,
+  encodeRequestBody,
+  MessageChannel,
+  type RequestHeader,
+  type SubmitMessage,
+  sealRequest,
+} from '@lull/proto'
+import { multiaddr } from '@multiformats/multiaddr'
+
+export interface ClientSettings {
+  seconds: number
+  concurrency: number
+  tokens: number
+}
+
+/** Distinct sealed requests, submitted round-robin (each submit gets a fresh request id). */
+const POOL_SIZE = 256
+const CANDIDATES = 3
+const CLIENT_HOSTS = 4
+
+export async function runClients(address: string, settings: ClientSettings): Promise<void> {
+  const catalogueClient = await LullClient.connect({ coordinator: address })
+  const nodes = (await catalogueClient.models()).find((model) => model.id === 'lull-tiny')?.nodes ?? []
+  await catalogueClient.close()
+  if (nodes.length < CANDIDATES) throw new Error(`the catalogue lists ${nodes.length} nodes`)
+
+  const pool: Array<Omit<SubmitMessage, 'requestId'>> = []
+  for (let index = 0; index < POOL_SIZE; index++) {
+    const candidates = new Set<(typeof nodes)[number]>()
+    while (candidates.size < CANDIDATES) candidates.add(nodes[Math.floor(Math.random() * nodes.length)] as never)
+    const body = encodeRequestBody({
+      messages: [{ role: 'user', content: `Tell me about the harbour, part ${index}` }],
+      maxTokens: settings.tokens,
+      temperature: 0.8,
+      createdAtMs: Date.now(),
+      nonce: randomBytes(16),
+    })
+    const header: RequestHeader = {
+      model: 'lull-tiny',
+      maxTokens: settings.tokens,
+      sizeBucket: body.byteLength,
+      candidates: [...candidates].map((node) => node.nodeId),
+      priority: 0,
+    }
+    const { sealed } = await sealRequest(
+      body,
+      [...candidates].map((node) => ({ nodeId: node.nodeId, publicKey: node.certificate.hpkePublicKey })),
+      encodeHeaderAad(header),
+    )
+    pool.push({ type: 'submit', header, sealed })
+  }
+
+  const hosts: Libp2p[] = []
+  for (let index = 0; index < CLIENT_HOSTS; index++) hosts.push(await createLullHost())
+  const target = multiaddr(address)
+  // One warm connection per host before the clock starts.
+  await Promise.all(hosts.map((host) => host.dial(target)))
+
+  const latenciesMs: number[] = []
+  const errorCodes: Record<string, number> = {}
+  let completed = 0
+  let failed = 0
+  let next = 0
+  const started = performance.now()
+  const endAt = started + settings.seconds * 1000
+  const worker = async (index: number) => {
+    const host = hosts[index % hosts.length] as Libp2p
+    while (performance.now() < endAt) {
+      const request = pool[next++ % pool.length] as Omit<SubmitMessage, 'requestId'>
+      const sentAt = performance.now()
+      const stream = await host.dialProtocol(target, CLIENT_PROTOCOL)
+      const channel = new MessageChannel<typeof COORDINATOR_TO_CLIENT, ClientToCoordinator>(stream, {
+        inbound: COORDINATOR_TO_CLIENT,
+      })
+      await channel.send({ ...request, requestId: createRequestId() })
+      let outcome = 'closed'
+      for await (const received of channel) {
+        if (!received.ok) {
+          outcome = received.error.code
+          break
+        }
+        const message = received.message
+        process.stderr.write(`${message.type} +${(performance.now() - sentAt).toFixed(1)} ms\n`)
+        if (message.type === 'end') outcome = 'end'
+        else if (message.type === 'error') outcome = message.code
+        if (outcome !== 'closed') break
+      }
+      await channel.close().catch(() => undefined)
+      if (outcome === 'end') {
+        completed++
+        latenciesMs.push(performance.now() - sentAt)
+      } else {
+        failed++
+        errorCodes[outcome] = (errorCodes[outcome] ?? 0) + 1
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: settings.concurrency }, (_, index) => worker(index)))
+  const seconds = (performance.now() - started) / 1000
+  latenciesMs.sort((a, b) => a - b)
+  const percentile = (p: number) =>
+    latenciesMs[Math.min(latenciesMs.length - 1, Math.ceil((p / 100) * latenciesMs.length) - 1)] ?? Number.NaN
+  process.send?.({
+    completed,
+    failed,
+    errorCodes,
+    seconds,
+    latencyP50Ms: percentile(50),
+    latencyP99Ms: percentile(99),
+  })
+  await Promise.allSettled(hosts.map((host) => host.stop()))
+  process.exit(0)
+}

@@ -1,0 +1,203 @@
+/**
+ * Benchmark (not a test): the coordinator's scheduling with 1,000 registered nodes over real libp2p.
+ *
+ *   npm run bench:scheduling -- [--nodes 1000] [--slots 8] [--seconds 10] [--concurrency 64] [--tokens 8]
+ *     [--tokens-per-second 1000] [--json] [--out DIR]
+ *
+ * Three processes, as on a real network: this one runs the coordinator; a child runs the simulated nodes (each its
+ * own libp2p host and Ed25519 identity, one real connection and a real signed certificate each; on a dispatch
+ * they stream opaque chunks at a set token rate, then end); another child runs the clients, which submit sealed
+ * requests (each sealed with HPKE for 3 random candidates, from a pre-sealed pool: sealing is the client's cost,
+ * not the coordinator's, and the simulated nodes never open them) as fast as `--concurrency` streams allow.
+ *
+ * Measures end-to-end requests/s through the coordinator, and the decision itself (placement, timed with
+ * performance.now() inside the coordinator through its `onDecisionTimed` hook) as p50/p99. Then, with the same
+ * registry of 1,000 real registrations, the decision alone in a loop (placements/s). Prints a table and writes
+ * bench-results/scheduling.json. Targets: >= 5,000 requests/s and p99 decision < 2 ms.
+ */
+import '@lull/proto/polyfill'
+import { type ChildProcess, fork } from 'node:child_process'
+import { parseArgs } from 'node:util'
+import { Coordinator, createLogger, placeRequest } from '@lull/coordinator'
+import type { RequestHeader } from '@lull/proto'
+import { printTable, progressLine, writeResult } from './report.js'
+import { runClients } from './scheduling-clients.js'
+import { runSimulatedNodes } from './scheduling-nodes.js'
+
+const { values } = parseArgs({
+  options: {
+    role: { type: 'string', default: 'coordinator' },
+    coordinator: { type: 'string' },
+    nodes: { type: 'string', default: '1000' },
+    slots: { type: 'string', default: '8' },
+    seconds: { type: 'string', default: '10' },
+    concurrency: { type: 'string', default: '64' },
+    tokens: { type: 'string', default: '8' },
+    'tokens-per-second': { type: 'string', default: '1000' },
+    json: { type: 'boolean', default: false },
+    out: { type: 'string' },
+  },
+})
+
+const settings = {
+  nodes: Number(values.nodes),
+  slots: Number(values.slots),
+  seconds: Number(values.seconds),
+  concurrency: Number(values.concurrency),
+  tokens: Number(values.tokens),
+  tokensPerSecond: Number(values['tokens-per-second']),
+}
+for (const [name, value] of Object.entries(settings)) {
+  if (!Number.isFinite(value) || value <= 0) {
+    process.stderr.write(`--${name} takes a positive number\n`)
+    process.exit(2)
+  }
+}
+const TARGET_REQUESTS_PER_SECOND = 5_000
+const TARGET_DECISION_P99_MS = 2
+
+if (values.role === 'nodes') {
+  await runSimulatedNodes(values.coordinator ?? '', settings)
+} else if (values.role === 'clients') {
+  await runClients(values.coordinator ?? '', settings)
+} else {
+  await runCoordinator()
+}
+
+/** Starts a child in `role`, and resolves with the first message it sends (its result). */
+function child(role: string, address: string): { process: ChildProcess; result: Promise<unknown> } {
+  const args = ['--role', role, '--coordinator', address]
+  for (const [name, value] of Object.entries(values)) {
+    if (name === 'role' || name === 'coordinator' || typeof value !== 'string') continue
+    args.push(`--${name}`, value)
+  }
+  const spawned = fork(import.meta.filename, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const result = new Promise<unknown>((resolve, reject) => {
+    spawned.once('message', resolve)
+    spawned.once('exit', (code) => reject(new Error(`the ${role} process exited (${code}) before reporting`)))
+  })
+  return { process: spawned, result }
+}
+
+function percentile(sorted: Float64Array | number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number
+}
+
+async function runCoordinator(): Promise<void> {
+  const progress = progressLine()
+  let decisions: number[] = []
+  const coordinator = await Coordinator.start({
+    open: true,
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    logger: createLogger('silent'),
+    maxConnections: settings.nodes + 256,
+    onDecisionTimed: (ms) => decisions.push(ms),
+  })
+  const address = coordinator.multiaddrs[0] as string
+  const children: ChildProcess[] = []
+  try {
+    progress(`starting ${settings.nodes} simulated nodes (one libp2p host and identity each)…`)
+    const registrationStarted = performance.now()
+    const nodes = child('nodes', address)
+    children.push(nodes.process)
+    let nodesFailed: unknown
+    // The nodes report once all have dialled; a failure (or exit) before that ends the benchmark.
+    nodes.result.catch((error: unknown) => {
+      nodesFailed = error
+    })
+    let shown = -1
+    while (coordinator.registry.size < settings.nodes) {
+      if (nodesFailed !== undefined) throw nodesFailed
+      await new Promise((resolve) => setTimeout(resolve, 250))
+      const registered = Math.floor(coordinator.registry.size / 50) * 50
+      if (registered !== shown) progress(`registered ${coordinator.registry.size}/${settings.nodes} nodes`)
+      shown = registered
+    }
+    const registrationSeconds = (performance.now() - registrationStarted) / 1000
+    progress(`running clients for ${settings.seconds} s at ${settings.concurrency} concurrent requests…`)
+    decisions = []
+    const clients = child('clients', address)
+    children.push(clients.process)
+    const load = (await clients.result) as {
+      completed: number
+      failed: number
+      errorCodes: Record<string, number>
+      seconds: number
+      latencyP50Ms: number
+      latencyP99Ms: number
+    }
+    const sorted = Float64Array.from(decisions).sort()
+    const decisionCount = sorted.length
+
+    // The decision alone, on the same registry of real registrations, with the headers' candidates at random.
+    progress('timing the decision alone…')
+    const nodeIds = [...coordinator.registry.all()].map((node) => node.nodeId)
+    const headers: RequestHeader[] = Array.from({ length: 1_024 }, () => ({
+      model: 'lull-tiny',
+      maxTokens: settings.tokens,
+      sizeBucket: 1_024,
+      candidates: Array.from({ length: 3 }, () => nodeIds[Math.floor(Math.random() * nodeIds.length)] as string),
+      priority: 0,
+    }))
+    const loopStarted = performance.now()
+    let placements = 0
+    while (performance.now() - loopStarted < 2_000) {
+      for (let index = 0; index < 1_000; index++) {
+        placeRequest(coordinator.registry, headers[index % headers.length] as RequestHeader)
+        placements++
+      }
+    }
+    const placementsPerSecond = placements / ((performance.now() - loopStarted) / 1000)
+    progress('')
+
+    const requestsPerSecond = load.completed / load.seconds
+    const result = {
+      settings,
+      registrationSeconds,
+      endToEnd: {
+        completed: load.completed,
+        failed: load.failed,
+        errorCodes: load.errorCodes,
+        seconds: load.seconds,
+        requestsPerSecond,
+        latencyP50Ms: load.latencyP50Ms,
+        latencyP99Ms: load.latencyP99Ms,
+      },
+      decision: {
+        samples: decisionCount,
+        p50Ms: percentile(sorted, 50),
+        p99Ms: percentile(sorted, 99),
+        maxMs: percentile(sorted, 100),
+        alonePlacementsPerSecond: placementsPerSecond,
+      },
+      targets: {
+        requestsPerSecond: TARGET_REQUESTS_PER_SECOND,
+        decisionP99Ms: TARGET_DECISION_P99_MS,
+        endToEndMet: requestsPerSecond >= TARGET_REQUESTS_PER_SECOND,
+        decisionMet: percentile(sorted, 99) < TARGET_DECISION_P99_MS,
+      },
+    }
+    const f = (value: number, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a')
+    printTable(`Scheduling with ${settings.nodes} registered nodes over libp2p (${settings.seconds} s of load)`, [
+      { measure: 'end-to-end requests/s', value: f(requestsPerSecond), target: `>= ${TARGET_REQUESTS_PER_SECOND}` },
+      { measure: 'requests completed / failed', value: `${load.completed} / ${load.failed}`, target: '' },
+      {
+        measure: 'request latency p50 / p99 (ms)',
+        value: `${f(load.latencyP50Ms)} / ${f(load.latencyP99Ms)}`,
+        target: '',
+      },
+      { measure: 'decision p50 (ms)', value: f(percentile(sorted, 50), 4), target: '' },
+      { measure: 'decision p99 (ms)', value: f(percentile(sorted, 99), 4), target: `< ${TARGET_DECISION_P99_MS}` },
+      { measure: 'decisions timed under load', value: decisionCount, target: '' },
+      { measure: 'decision alone, placements/s', value: f(placementsPerSecond, 0), target: '' },
+      { measure: 'time to register every node (s)', value: f(registrationSeconds), target: '' },
+    ])
+    const path = await writeResult('scheduling', result, values.out)
+    if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`)
+    process.stderr.write(`wrote ${path}\n`)
+  } finally {
+    for (const spawned of children) spawned.kill()
+    await coordinator.stop()
+  }
+}
