@@ -5,8 +5,10 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { Coordinator, createLogger } from '@lull/coordinator'
 import { buildLullTinyGguf } from '@lull/node'
+import { loadOrCreateIdentity } from '@lull/proto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { NODE_CLI } from './node-process.js'
 
@@ -127,6 +129,21 @@ describe('lull-node doctor', () => {
     } finally {
       silent.close()
     }
+  })
+
+  it('shows the node id from the data dir, and fails on a damaged identity key with what to do', async () => {
+    const dataDir = join(dir, 'identity-data')
+    const identity = await loadOrCreateIdentity(dataDir)
+    const nodeId = peerIdFromPrivateKey(identity).toString()
+    const good = await doctorJson(['--data-dir', dataDir])
+    expect(good.checks.get('data-dir')).toMatchObject({ status: 'ok', summary: expect.stringContaining(nodeId) })
+    await writeFile(join(dataDir, 'identity.key'), 'not a key')
+    const damaged = await doctorJson(['--data-dir', dataDir])
+    expect(damaged.code).toBe(1)
+    expect(damaged.checks.get('data-dir')).toMatchObject({
+      status: 'fail',
+      fix: expect.stringContaining('new identity'),
+    })
   })
 
   it('checks a model file: valid and pinned, changed since pinned, wrong digest, damaged, missing', async () => {

@@ -3,9 +3,12 @@
  * at one thing the node needs for real and reports ok, warn or fail with a line saying how to fix it. The model and
  * coordinator checks live in their own files.
  */
-import { access, constants as fsConstants, stat } from 'node:fs/promises'
+import { access, constants as fsConstants, readFile, stat } from 'node:fs/promises'
 import { freemem, totalmem } from 'node:os'
-import { dirname, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
+import { privateKeyFromProtobuf } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { IDENTITY_FILE } from '@lull/proto'
 import { getLlama, type Llama, LlamaLogLevel } from 'node-llama-cpp'
 import { describeCpu } from '../hardware.js'
 
@@ -149,6 +152,26 @@ export async function checkDataDir(dataDir: string): Promise<CheckResult> {
       fix: `pass --data-dir with a directory you own, or fix the permissions of ${existing}`,
     }
   }
-  const summary = existing === absolute ? `${absolute} is writable` : `${absolute} will be created`
-  return { name: 'data-dir', status: 'ok', summary }
+  if (existing !== absolute) {
+    return { name: 'data-dir', status: 'ok', summary: `${absolute} will be created (with a new node identity)` }
+  }
+  const identityPath = join(absolute, IDENTITY_FILE)
+  let bytes: Buffer
+  try {
+    bytes = await readFile(identityPath)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+    return { name: 'data-dir', status: 'ok', summary: `${absolute} is writable; the first start creates the identity` }
+  }
+  try {
+    const nodeId = peerIdFromPrivateKey(privateKeyFromProtobuf(bytes)).toString()
+    return { name: 'data-dir', status: 'ok', summary: `${absolute} is writable; node id ${nodeId}` }
+  } catch {
+    return {
+      name: 'data-dir',
+      status: 'fail',
+      summary: `the identity key ${identityPath} cannot be read`,
+      fix: `restore it from a backup, or move it away so the next start creates a new identity (a new node id)`,
+    }
+  }
 }
