@@ -5,7 +5,10 @@ import { DOCTOR_DIAL_TIMEOUT_MS } from '../constants.js'
 import type { CheckResult } from './doctor-checks.js'
 
 /** Dials the coordinator with a throwaway identity and negotiates the node protocol, within a timeout. */
-export async function checkCoordinator(address: string | undefined, timeoutMs = DOCTOR_DIAL_TIMEOUT_MS) {
+export async function checkCoordinator(
+  address: string | undefined,
+  timeoutMs = DOCTOR_DIAL_TIMEOUT_MS,
+): Promise<CheckResult> {
   const name = 'coordinator'
   if (address === undefined) {
     return {
@@ -13,7 +16,7 @@ export async function checkCoordinator(address: string | undefined, timeoutMs = 
       status: 'warn',
       summary: 'not checked: no address given',
       fix: 'pass --coordinator <multiaddr> (as lull-coordinator start prints it) to test the connection',
-    } satisfies CheckResult
+    }
   }
   let target: ReturnType<typeof multiaddr>
   try {
@@ -24,7 +27,7 @@ export async function checkCoordinator(address: string | undefined, timeoutMs = 
       status: 'fail',
       summary: `${address} is not a multiaddr`,
       fix: 'copy the address lull-coordinator start prints, e.g. /ip4/203.0.113.5/tcp/4710/p2p/12D3KooW…',
-    } satisfies CheckResult
+    }
   }
   const expectedPeer = target.getComponents().findLast((component) => component.name === 'p2p')?.value
   if (expectedPeer === undefined) {
@@ -33,7 +36,7 @@ export async function checkCoordinator(address: string | undefined, timeoutMs = 
       status: 'fail',
       summary: `${address} has no /p2p/<peer id>: the coordinator cannot be authenticated`,
       fix: 'use the full address lull-coordinator start prints, ending in /p2p/<peer id>',
-    } satisfies CheckResult
+    }
   }
   const hostPort = target
     .getComponents()
@@ -50,9 +53,9 @@ export async function checkCoordinator(address: string | undefined, timeoutMs = 
       name,
       status: 'ok',
       summary: `${address} answered the node protocol (${NODE_PROTOCOL}) in ${elapsedMs.toFixed(0)} ms`,
-    } satisfies CheckResult
+    }
   } catch (error) {
-    return { name, status: 'fail', ...explainDialFailure(error as Error, hostPort, expectedPeer, timeoutMs) } as const
+    return { name, status: 'fail', ...explainDialFailure(error as Error, hostPort, expectedPeer, timeoutMs) }
   } finally {
     await host.stop()
   }
