@@ -117,6 +117,9 @@ async function runCoordinator(): Promise<void> {
     const registrationSeconds = (performance.now() - registrationStarted) / 1000
     progress(`running clients for ${settings.seconds} s at ${settings.concurrency} concurrent requests…`)
     decisions = []
+    // The coordinator's own CPU time over the load phase: on a shared machine the wall-clock rate depends on what
+    // else runs, its CPU time per request much less.
+    const cpuBefore = process.cpuUsage()
     const clients = child('clients', address)
     children.push(clients.process)
     const load = (await clients.result) as {
@@ -127,6 +130,8 @@ async function runCoordinator(): Promise<void> {
       latencyP50Ms: number
       latencyP99Ms: number
     }
+    const cpu = process.cpuUsage(cpuBefore)
+    const cpuMsPerRequest = (cpu.user + cpu.system) / 1000 / Math.max(1, load.completed)
     const sorted = Float64Array.from(decisions).sort()
     const decisionCount = sorted.length
 
@@ -163,6 +168,8 @@ async function runCoordinator(): Promise<void> {
         requestsPerSecond,
         latencyP50Ms: load.latencyP50Ms,
         latencyP99Ms: load.latencyP99Ms,
+        coordinatorCpuMsPerRequest: cpuMsPerRequest,
+        requestsPerSecondPerCoordinatorCore: 1000 / cpuMsPerRequest,
       },
       decision: {
         samples: decisionCount,
@@ -181,6 +188,11 @@ async function runCoordinator(): Promise<void> {
     const f = (value: number, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a')
     printTable(`Scheduling with ${settings.nodes} registered nodes over libp2p (${settings.seconds} s of load)`, [
       { measure: 'end-to-end requests/s', value: f(requestsPerSecond), target: `>= ${TARGET_REQUESTS_PER_SECOND}` },
+      {
+        measure: 'coordinator CPU per request (ms)',
+        value: f(cpuMsPerRequest, 3),
+        target: `(${f(1000 / cpuMsPerRequest, 0)} requests/s per core)`,
+      },
       { measure: 'requests completed / failed', value: `${load.completed} / ${load.failed}`, target: '' },
       {
         measure: 'request latency p50 / p99 (ms)',
