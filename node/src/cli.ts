@@ -66,7 +66,7 @@ program
   )
   .option(
     '--grace-ms <ms>',
-    'when the owner returns, how long requests already running may finish before they are handed back',
+    'when the owner returns or on Ctrl-C/SIGTERM, how long requests already running may finish before they are handed back',
     nonNegativeInteger,
     DEFAULT_GRACE_MS,
   )
