@@ -147,6 +147,7 @@ describe('lull-node service', () => {
     expect(stdout).toContain(`wrote ${file}`)
     expect(stdout).toContain('systemctl --user enable --now lull-node')
     expect(stdout).toContain('loginctl enable-linger')
+    expect(stdout).toContain('systemctl --user daemon-reload && systemctl --user restart lull-node')
     const unit = parseUnitFile(await readFile(file, 'utf8'))
     expect([...unit.keys()]).toEqual(['Unit', 'Service', 'Install'])
     const service = unit.get('Service')!
@@ -205,6 +206,7 @@ describe('lull-node service', () => {
     expect(code).toBe(0)
     const file = join(home, 'Library/LaunchAgents/dev.lull.node.plist')
     expect(stdout).toMatch(new RegExp(`launchctl bootstrap gui/\\d+ ${file}`))
+    expect(stdout).toMatch(new RegExp(`launchctl bootout gui/\\d+ ${file} && launchctl bootstrap gui/\\d+ ${file}`))
     const agent = parsePlist(await readFile(file, 'utf8')) as Record<string, unknown>
     expect(agent.Label).toBe('dev.lull.node')
     expect(agent.ProgramArguments).toEqual([

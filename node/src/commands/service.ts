@@ -147,7 +147,8 @@ async function install(options: ServiceInstallOptions): Promise<void> {
   const paths = servicePaths(platform, home)
   const definition = serviceDefinition(options, home)
   const text = platform === 'macos' ? renderLaunchdPlist(definition) : renderSystemdUnit(definition)
-  const enable = enableCommand(platform, paths, process.getuid?.() ?? 0)
+  const uid = process.getuid?.() ?? 0
+  const enable = enableCommand(platform, paths, uid)
   if (options.dryRun) {
     process.stdout.write(`# ${paths.file}\n${text}`)
     return
@@ -162,6 +163,15 @@ async function install(options: ServiceInstallOptions): Promise<void> {
   } else {
     process.stdout.write(`start it now and at every login with:\n  ${enable.map(shellLine).join(' && ')}\n`)
   }
+  // enable/bootstrap do not replace a service that already runs: say how to apply the new file to it.
+  const reload =
+    platform === 'macos'
+      ? [...disableCommand(platform, paths, uid), ...enableCommand(platform, paths, uid)]
+      : [
+          ['systemctl', '--user', 'daemon-reload'],
+          ['systemctl', '--user', 'restart', 'lull-node'],
+        ]
+  process.stdout.write(`if it was already running, apply this file with:\n  ${reload.map(shellLine).join(' && ')}\n`)
   if (paths.stdoutLog !== undefined) process.stdout.write(`logs: ${paths.stdoutLog} and ${paths.stderrLog}\n`)
   else {
     process.stdout.write('logs: journalctl --user -u lull-node -f\n')
