@@ -3,10 +3,34 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { LullClient } from '@lull/client-sdk'
 import { Coordinator, createLogger } from '@lull/coordinator'
-import { readStatusFile } from '@lull/node'
+import {
+  createLogger as createNodeLogger,
+  type IdleSignalSource,
+  type IdleSignals,
+  LullNode,
+  readStatusFile,
+} from '@lull/node'
 import { decodeMessage, NODE_TO_COORDINATOR } from '@lull/proto'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { type NodeProcess, startNodeProcess } from './node-process.js'
+
+const AWAY: IdleSignals = {
+  userIdleSeconds: 3_600,
+  onBattery: false,
+  batteryPercent: null,
+  thermalPressure: false,
+  otherCpuFraction: 0,
+}
+const OWNER_BACK: IdleSignals = { ...AWAY, userIdleSeconds: 0 }
+
+/** Idle signals the test sets by hand. */
+class ControlledSignals implements IdleSignalSource {
+  current: IdleSignals = AWAY
+  readonly notes: string[] = []
+  async read(): Promise<IdleSignals> {
+    return this.current
+  }
+}
 
 /** What the coordinator heard from nodes, in order: each heartbeat's state, and whether the node was still listed. */
 interface HeardState {
@@ -21,6 +45,7 @@ describe('lull-node shutdown on a signal', () => {
   let heard: HeardState[]
   let node: NodeProcess | undefined
   let client: LullClient | undefined
+  const cleanups: Array<() => Promise<void>> = []
 
   beforeEach(async () => {
     dataDir = await mkdtemp(join(tmpdir(), 'lull-shutdown-'))
@@ -45,6 +70,7 @@ describe('lull-node shutdown on a signal', () => {
   })
 
   afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => {})
     node?.kill()
     await client?.close()
     await coordinator.stop()
@@ -143,6 +169,57 @@ describe('lull-node shutdown on a signal', () => {
     expect(await started.exited).toBe(0)
     expect(started.stderr()).toMatch(/stopped \(0 finished, 1 handed back\)/)
     expect(heard.some((entry) => entry.state === 'draining' && entry.listed)).toBe(true)
+  })
+
+  it('a handed-back request is finished by another node: the client still gets one whole answer', async () => {
+    // A second node, in this process, paused by its (simulated) owner so the long request lands on the CLI node.
+    const signals = new ControlledSignals()
+    signals.current = OWNER_BACK
+    const second = await LullNode.start({
+      coordinator: coordinator.multiaddrs[0] as string,
+      model: 'lull-tiny',
+      dataDir: join(dataDir, 'second'),
+      slots: 1,
+      threads: 1,
+      when: 'idle',
+      idleSignals: signals,
+      idlePollIntervalMs: 60_000,
+      statusFile: false,
+      logger: createNodeLogger('silent'),
+    })
+    cleanups.push(() => second.stop())
+    const started = await startNode(100)
+    const resuming = await LullClient.connect({
+      coordinator: coordinator.multiaddrs[0] as string,
+      catalogueMaxAgeMs: 0,
+    })
+    cleanups.push(() => resuming.close())
+    const dispatchedTo: string[] = []
+    const stream = resuming.chat({
+      model: 'lull-tiny',
+      messages: [{ role: 'user', content: 'Tell me a long story' }],
+      maxTokens: 1500,
+      seed: 7,
+      onDispatched: (info) => dispatchedTo.push(info.nodeId),
+    })
+    const iterator = stream[Symbol.asyncIterator]()
+    expect((await iterator.next()).done).toBe(false)
+    expect(dispatchedTo).toEqual([started.nodeId])
+
+    // The second node's owner leaves; then the CLI node is told to stop, with a grace period too short to finish.
+    signals.current = AWAY
+    await second.checkIdle()
+    started.child.kill('SIGTERM')
+    let finishReason: string | undefined
+    for (;;) {
+      const next = await iterator.next()
+      if (next.done) break
+      if (next.value.type === 'finish') finishReason = next.value.finishReason
+    }
+    expect(['stop', 'length']).toContain(finishReason)
+    expect(dispatchedTo).toEqual([started.nodeId, second.nodeId])
+    expect(await started.exited).toBe(0)
+    expect(started.stderr()).toMatch(/stopped \(0 finished, 1 handed back\)/)
   })
 
   it('a second signal exits at once', async () => {
