@@ -24,6 +24,11 @@ export const SCORE_PRIOR_SUCCESSES = 4
 export const SCORE_QUIET_AFTER_MS = 12_000
 /** The health factor of a doubtful (quiet) node. */
 export const SCORE_QUIET_FACTOR = 0.5
+/**
+ * Candidates scoring within this fraction of the best count as tied and share the work at random: measured rates
+ * and latencies are noisy, and a few percent should not send every request to the same node.
+ */
+export const SCORE_TIE_TOLERANCE = 0.1
 
 /** Requests waiting in one model's queue are served in priority order, highest first. */
 export const HIGHEST_PRIORITY = 9

@@ -103,6 +103,16 @@ describe('node scoring', () => {
     expect(chosen(registryOf(slow, fast), ['fast', 'slow'])).toBe('fast')
   })
 
+  it('treats scores within 10% of the best as tied, chosen at random', () => {
+    const a = node('a', { ...fresh, benchmark: { prefillTokensPerSecond: 1, decodeTokensPerSecond: 1_000 } })
+    const b = node('b', { ...fresh, benchmark: { prefillTokensPerSecond: 1, decodeTokensPerSecond: 950 } })
+    const first = placeRequest(registryOf(a, b), header(['a', 'b']), () => 0, undefined, NOW_MS)
+    const last = placeRequest(registryOf(a, b), header(['a', 'b']), () => 0.99, undefined, NOW_MS)
+    expect(first.kind === 'node' && first.node.nodeId).toBe('a')
+    expect(last.kind === 'node' && last.node.nodeId).toBe('b')
+    expect(last.kind === 'node' && last.reason).toContain('tied (within 10% of the best) with 1 other(s)')
+  })
+
   it('lets free slots outweigh a moderate speed difference', () => {
     const roomy = node('roomy', {
       ...fresh,
@@ -143,7 +153,7 @@ describe('node scoring', () => {
     const stale = node('loaded', { ...loaded, lastAssignmentChangeMs: NOW_MS - 5 })
     const tie = place(registryOf(stale, idle), ['loaded', 'idle'])
     expect(tie).toMatchObject({ kind: 'node', node: { nodeId: 'loaded' } })
-    expect(tie.kind === 'node' && tie.reason).toContain('tied with 1')
+    expect(tie.kind === 'node' && tie.reason).toContain('with 1 other(s), chosen at random')
   })
 
   it('prefers a node that heartbeats on time over a quiet one', () => {

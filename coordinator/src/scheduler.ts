@@ -5,6 +5,7 @@ import {
   SCORE_QUIET_AFTER_MS,
   SCORE_QUIET_FACTOR,
   SCORE_SPEED_FLOOR,
+  SCORE_TIE_TOLERANCE,
 } from './constants.js'
 import type { NodeEntry, Registry } from './registry.js'
 
@@ -31,7 +32,8 @@ export interface ScoreParts {
 }
 
 /**
- * Chooses among the request's candidate nodes the serving one with the best score, ties broken at random.
+ * Chooses among the request's candidate nodes the serving one with the best score; candidates within
+ * SCORE_TIE_TOLERANCE (10%) of the best are tied, and ties are broken at random.
  *
  * A node's score is `free × speed × queue × success × latency × health` (see {@link ScoreParts}): free slots count
  * most; measured speed, work the node reports beyond what the coordinator gave it, reputation (success rate and
@@ -66,28 +68,25 @@ export function placeRequest(
     const ttft = registry.countersOf(node.nodeId).ttftEwmaMs
     if (ttft !== undefined) quickestTtft = Math.min(quickestTtft, ttft)
   }
-  let best: NodeEntry[] = []
-  let bestScore = 0
-  let bestParts: ScoreParts | undefined
-  for (const node of eligible) {
+  const scored = eligible.map((node) => {
     const parts = scoreParts(registry, node, fastest, quickestTtft, nowMs)
-    const score = productOf(parts)
-    if (best.length === 0 || score > bestScore * (1 + 1e-9)) {
-      best = [node]
-      bestScore = score
-      bestParts = parts
-    } else if (score >= bestScore * (1 - 1e-9)) {
-      best.push(node)
-    }
-  }
-  const chosen = best[Math.floor(random() * best.length)]
-  if (chosen !== undefined && bestParts !== undefined) {
-    const tie = best.length > 1 ? `, tied with ${best.length - 1} other(s), chosen at random` : ''
+    return { node, parts, score: productOf(parts) }
+  })
+  let bestScore = 0
+  for (const entry of scored) bestScore = Math.max(bestScore, entry.score)
+  // Within the tolerance of the best is a tie: measured rates are noisy.
+  const tied = scored.filter((entry) => entry.score >= bestScore * (1 - SCORE_TIE_TOLERANCE))
+  const chosen = tied[Math.floor(random() * tied.length)]
+  if (chosen !== undefined) {
+    const tie =
+      tied.length > 1
+        ? `, tied (within ${SCORE_TIE_TOLERANCE * 100}% of the best) with ${tied.length - 1} other(s), chosen at random`
+        : ''
     return {
       kind: 'node',
-      node: chosen,
-      score: bestScore,
-      reason: `best score ${describeScore(bestScore, bestParts, chosen)} of ${eligible.length} eligible among ${connected} connected candidate(s)${tie}`,
+      node: chosen.node,
+      score: chosen.score,
+      reason: `score ${describeScore(chosen.score, chosen.parts, chosen.node)} of ${eligible.length} eligible among ${connected} connected candidate(s)${tie}`,
     }
   }
   if (connected > 0) {

@@ -74,7 +74,7 @@ describe('lull-coordinator status', () => {
     const explained = JSON.parse(stdout) as { requestId: string; decisions: Array<{ event: string; reason: string }> }
     expect(explained.requestId).toBe(requestId)
     expect(explained.decisions.map((decision) => decision.event)).toEqual(['placed', 'finished'])
-    expect(explained.decisions[0]?.reason).toMatch(/best score [\d.]+ = \d+\/\d+ free × speed/)
+    expect(explained.decisions[0]?.reason).toMatch(/score [\d.]+ = \d+\/\d+ free × speed/)
     const unknown = await cli(['explain', 'no-such-request-id', '--coordinator', network.address])
     expect(unknown.code).toBe(1)
     expect(unknown.stderr).toMatch(/no recent request/)
