@@ -46,6 +46,8 @@ export class Accounts {
   readonly #admissions = new Map<string, Admission>()
   readonly #reservedCredits = new Map<string, number>()
   readonly #reservedTokens = new Map<string, number>()
+  /** Ledger writes not yet on disk: `close()` waits for them, so a stopping coordinator loses none. */
+  readonly #writes = new Set<Promise<unknown>>()
   /** Registered nodes' join tokens: the token id (checked again on heartbeats) and the account it credits. */
   readonly #nodes = new Map<string, { tokenId: string; account: string }>()
 
@@ -183,18 +185,20 @@ export class Accounts {
     const charged = disputed === undefined && admission.clientAccount !== undefined
     const credits = charged ? outputTokens * CREDITS_PER_OUTPUT_TOKEN + promptTokens * CREDITS_PER_PROMPT_TOKEN : 0
     const nodeAccount = this.#nodes.get(nodeId)?.account
-    await writeUsage(
-      this.store,
-      {
-        ...this.#recordBase(job, admission, cancelled ? 'cancelled' : 'completed'),
-        node: nodeId,
-        ...(nodeAccount === undefined ? {} : { nodeAccount }),
-        promptTokens,
-        outputTokens,
-        credits,
-        ...(disputed === undefined ? {} : { disputed }),
-      },
-      admission.quotaKey,
+    await this.#tracked(
+      writeUsage(
+        this.store,
+        {
+          ...this.#recordBase(job, admission, cancelled ? 'cancelled' : 'completed'),
+          node: nodeId,
+          ...(nodeAccount === undefined ? {} : { nodeAccount }),
+          promptTokens,
+          outputTokens,
+          credits,
+          ...(disputed === undefined ? {} : { disputed }),
+        },
+        admission.quotaKey,
+      ),
     )
     return disputed === undefined ? {} : { disputed }
   }
@@ -203,14 +207,16 @@ export class Accounts {
   async abandon(job: LedgerJob, outcome: Exclude<UsageOutcome, 'completed'>, nodeId?: string, errorCode?: string) {
     const admission = this.#release(job.id)
     if (admission === undefined || this.store === undefined) return
-    await writeUsage(this.store, {
-      ...this.#recordBase(job, admission, outcome),
-      ...(nodeId === undefined ? {} : { node: nodeId }),
-      promptTokens: 0,
-      outputTokens: 0,
-      credits: 0,
-      ...(errorCode === undefined ? {} : { errorCode }),
-    })
+    await this.#tracked(
+      writeUsage(this.store, {
+        ...this.#recordBase(job, admission, outcome),
+        ...(nodeId === undefined ? {} : { node: nodeId }),
+        promptTokens: 0,
+        outputTokens: 0,
+        credits: 0,
+        ...(errorCode === undefined ? {} : { errorCode }),
+      }),
+    )
   }
 
   /** Whether `jobId` holds an admission not yet settled or abandoned. */
@@ -219,7 +225,17 @@ export class Accounts {
   }
 
   async close(): Promise<void> {
+    while (this.#writes.size > 0) await Promise.allSettled([...this.#writes])
     await this.store?.close()
+  }
+
+  #tracked<T>(write: Promise<T>): Promise<T> {
+    this.#writes.add(write)
+    const done = (): void => {
+      this.#writes.delete(write)
+    }
+    write.then(done, done)
+    return write
   }
 
   #recordBase(job: LedgerJob, admission: Admission, outcome: UsageOutcome) {
