@@ -93,7 +93,6 @@ export async function runClients(address: string, settings: ClientSettings): Pro
           break
         }
         const message = received.message
-        process.stderr.write(`${message.type} +${(performance.now() - sentAt).toFixed(1)} ms\n`)
         if (message.type === 'end') outcome = 'end'
         else if (message.type === 'error') outcome = message.code
         if (outcome !== 'closed') break

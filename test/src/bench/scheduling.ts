@@ -71,7 +71,7 @@ function child(role: string, address: string): { process: ChildProcess; result: 
     if (name === 'role' || name === 'coordinator' || typeof value !== 'string') continue
     args.push(`--${name}`, value)
   }
-  const spawned = fork(import.meta.filename, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const spawned = fork(import.meta.filename, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] })
   const result = new Promise<unknown>((resolve, reject) => {
     spawned.once('message', resolve)
     spawned.once('exit', (code) => reject(new Error(`the ${role} process exited (${code}) before reporting`)))
