@@ -648,6 +648,7 @@ export class Coordinator {
         requestsServed: counters.requestsServed,
         errors: counters.errors,
         failovers: counters.failovers,
+        ...(counters.ttftEwmaMs === undefined ? {} : { ttftMs: Math.round(counters.ttftEwmaMs * 10) / 10 }),
         lastSeenMs: node.lastSeenMs,
         registeredAtMs: node.registeredAtMs,
       })

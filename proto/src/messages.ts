@@ -269,6 +269,8 @@ export const statusNodeSchema = z.object({
   requestsServed: count(Number.MAX_SAFE_INTEGER),
   errors: count(Number.MAX_SAFE_INTEGER),
   failovers: count(Number.MAX_SAFE_INTEGER),
+  /** Recent time from dispatch to first chunk on this node (moving average), as the scheduler scores it. */
+  ttftMs: z.number().finite().min(0).optional(),
   lastSeenMs: z.number().int().min(0),
   registeredAtMs: z.number().int().min(0),
 })

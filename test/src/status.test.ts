@@ -50,6 +50,10 @@ describe('lull-coordinator status', () => {
       expect(node.lastSeenMs).toBeGreaterThan(0)
     }
     expect(status.nodes.reduce((sum, node) => sum + node.requestsServed, 0)).toBe(1)
+    // The node that answered has a time to first token for the scheduler to weigh; the other has none yet.
+    const served = status.nodes.find((node) => node.requestsServed === 1)
+    expect(served?.ttftMs).toBeGreaterThanOrEqual(0)
+    expect(status.nodes.find((node) => node.requestsServed === 0)?.ttftMs).toBeUndefined()
     expect(status.totals).toMatchObject({ nodes: 2, servingNodes: 2, slots: 4, busySlots: 0, requestsPerMinute: 1 })
     expect(status.totals.ttftP50Ms).toBeGreaterThanOrEqual(0)
     expect(status.totals.ttftP95Ms).toBeGreaterThanOrEqual(status.totals.ttftP50Ms ?? 0)
