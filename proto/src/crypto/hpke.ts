@@ -1,17 +1,17 @@
 /**
  * HPKE (RFC 9180), base mode, one suite: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305.
  *
- * A thin layer over `@hpke/core` (X25519 and HKDF through WebCrypto) and `@hpke/chacha20poly1305`. It takes and
+ * A thin layer over `@hpke/core` and `@hpke/chacha20poly1305`, with X25519 and HKDF from `node:crypto`
+ * (hpke-primitives.ts: several times faster than the WebCrypto path `@hpke/core` uses by default). It takes and
  * returns raw `Uint8Array` keys, checks its arguments at entry, and turns every failure to open into a
  * {@link DecryptionError}: callers never see a library error for hostile input.
  */
 
-import type { webcrypto } from 'node:crypto'
 import { Chacha20Poly1305 } from '@hpke/chacha20poly1305'
-import { CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from '@hpke/core'
-import { x25519 } from '@noble/curves/ed25519.js'
+import { CipherSuite } from '@hpke/core'
 import { DecryptionError } from '../errors.js'
 import { assertBytes, equalBytes } from './bytes.js'
+import { NodeDhkemX25519HkdfSha256, NodeHkdfSha256, nodeX25519 } from './hpke-primitives.js'
 
 /** Length of an X25519 public key, secret key and encapsulated key (`Npk`, `Nsk`, `Nenc`). */
 export const HPKE_KEY_BYTES = 32
@@ -56,25 +56,26 @@ export interface HpkeSenderOptions {
 }
 
 const suite = new CipherSuite({
-  kem: new DhkemX25519HkdfSha256(),
-  kdf: new HkdfSha256(),
+  kem: new NodeDhkemX25519HkdfSha256(),
+  kdf: new NodeHkdfSha256(),
   aead: new Chacha20Poly1305(),
 })
 
 /**
  * Imported recipient keys, by the caller's secret key array. A node opens every request with the same key, and
- * importing it into WebCrypto (and deriving its public half) is about a third of the cost of an open. Entries keep
- * a copy of the bytes, so an array whose contents change is imported again.
+ * importing it (deriving its public half) is a large part of the cost of an open. Entries keep a copy of the bytes,
+ * so an array whose contents change is imported again.
  */
-const recipientKeys = new WeakMap<Uint8Array, { bytes: Uint8Array; pair: Promise<webcrypto.CryptoKeyPair> }>()
+type KemKeyPair = Awaited<ReturnType<typeof suite.kem.generateKeyPair>>
+const recipientKeys = new WeakMap<Uint8Array, { bytes: Uint8Array; pair: Promise<KemKeyPair> }>()
 
-function importRecipientKey(secretKey: Uint8Array): Promise<webcrypto.CryptoKeyPair> {
+function importRecipientKey(secretKey: Uint8Array): Promise<KemKeyPair> {
   const cached = recipientKeys.get(secretKey)
   if (cached !== undefined && equalBytes(cached.bytes, secretKey)) return cached.pair
   const bytes = Uint8Array.from(secretKey)
   const pair = Promise.all([
     suite.kem.deserializePrivateKey(bytes),
-    suite.kem.deserializePublicKey(x25519.getPublicKey(bytes)),
+    suite.kem.deserializePublicKey(nodeX25519.getPublicKey(bytes)),
   ]).then(([privateKey, publicKey]) => ({ privateKey, publicKey }))
   recipientKeys.set(secretKey, { bytes, pair })
   return pair
