@@ -1,6 +1,6 @@
 import '@lull/proto/polyfill'
 import { randomBytes } from 'node:crypto'
-import type { Libp2p, Stream } from '@libp2p/interface'
+import type { Connection, Libp2p, Stream } from '@libp2p/interface'
 import {
   type ChatMessage,
   CLIENT_PROTOCOL,
@@ -132,6 +132,14 @@ interface AttemptState {
  */
 export class LullClient implements AsyncDisposable {
   readonly #host: Libp2p
+  /** The connection to the coordinator, reused for every stream while it is open; dialled again once it is not. */
+  #connection: Connection | undefined
+  /**
+   * A stream opened ahead of the next request. Opening one costs a protocol round trip and libp2p's bookkeeping
+   * (about 5 ms on loopback), which would otherwise be part of every request's time to first token.
+   */
+  #spare: Promise<Stream> | undefined
+  #closed = false
   readonly #coordinator: ReturnType<typeof multiaddr>
   readonly #candidates: number
   readonly #timeoutMs: number
@@ -222,6 +230,13 @@ export class LullClient implements AsyncDisposable {
   }
 
   async close(): Promise<void> {
+    this.#closed = true
+    const spare = this.#spare
+    this.#spare = undefined
+    spare?.then(
+      (stream) => stream.abort(new Error('client closed')),
+      () => {},
+    )
     await this.#host.stop()
   }
 
@@ -463,9 +478,38 @@ export class LullClient implements AsyncDisposable {
     return allowed
   }
 
+  /** A stream to the coordinator for one request: the spare opened ahead of time when it is still usable. */
   async #openStream(signal: AbortSignal | undefined): Promise<Stream> {
+    const spare = this.#spare
+    this.#spare = undefined
+    const ready = spare === undefined ? undefined : await spare.catch(() => undefined)
+    if (ready !== undefined && ready.status === 'open' && ready.writeStatus === 'writable') {
+      this.#prepareSpare()
+      return ready
+    }
+    ready?.abort(new Error('stale spare stream'))
+    const stream = await this.#newStream(signal)
+    this.#prepareSpare()
+    return stream
+  }
+
+  #prepareSpare(): void {
+    if (this.#closed) return
+    const spare = this.#newStream(undefined)
+    spare.catch(() => {})
+    this.#spare = spare
+  }
+
+  async #newStream(signal: AbortSignal | undefined): Promise<Stream> {
     try {
-      return await this.#host.dialProtocol(this.#coordinator, CLIENT_PROTOCOL, {
+      // Streams are opened on the held connection directly: going through the dialler for each one (address
+      // resolution, peer store updates) cost several milliseconds of every request's time to first token.
+      let connection = this.#connection
+      if (connection === undefined || connection.status !== 'open') {
+        connection = await this.#host.dial(this.#coordinator, signal === undefined ? {} : { signal })
+        this.#connection = connection
+      }
+      return await connection.newStream(CLIENT_PROTOCOL, {
         // Matches the coordinator's limit; libp2p's default (64) would cap concurrent requests lower.
         maxOutboundStreams: MAX_CLIENT_STREAMS_PER_CONNECTION,
         ...(signal === undefined ? {} : { signal }),
