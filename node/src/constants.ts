@@ -4,7 +4,7 @@
  * and codec work; at 5 ms the relaying alone held single-stream throughput to ~0.65 of the engine on lull-tiny
  * (npm run bench:overhead), at 20 ms ~0.8, and a reader sees no difference at 50 updates a second.
  */
-export const CHUNK_COALESCE_MS = 40
+export const CHUNK_COALESCE_MS = 20
 /** Pending text this long is sent without waiting for the coalescing interval. */
 export const CHUNK_MAX_TEXT_CHARS = 2_048
 /** First reconnect delay after the coordinator link drops; doubles up to the maximum, with jitter. */
