@@ -73,8 +73,8 @@ describe('lull-coordinator status', () => {
   })
 
   it('explain shows the decisions for a recent request, with reasons', async () => {
-    const { code, stdout } = await cli(['explain', requestId, '--coordinator', network.address, '--json'])
-    expect(code).toBe(0)
+    const { code, stdout, stderr } = await cli(['explain', requestId, '--coordinator', network.address, '--json'])
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' })
     const explained = JSON.parse(stdout) as { requestId: string; decisions: Array<{ event: string; reason: string }> }
     expect(explained.requestId).toBe(requestId)
     expect(explained.decisions.map((decision) => decision.event)).toEqual(['placed', 'finished'])
