@@ -494,7 +494,8 @@ export class LullClient implements AsyncDisposable {
   }
 
   #prepareSpare(): void {
-    if (this.#closed) return
+    // One spare at a time: concurrent requests that each open a stream must not each leave one behind.
+    if (this.#closed || this.#spare !== undefined) return
     const spare = this.#newStream(undefined)
     spare.catch(() => {})
     this.#spare = spare
