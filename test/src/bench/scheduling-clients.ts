@@ -35,12 +35,14 @@ export async function runClients(address: string, settings: ClientSettings): Pro
   const catalogueClient = await LullClient.connect({ coordinator: address })
   const nodes = (await catalogueClient.models()).find((model) => model.id === 'lull-tiny')?.nodes ?? []
   await catalogueClient.close()
-  if (nodes.length < CANDIDATES) throw new Error(`the catalogue lists ${nodes.length} nodes`)
+  if (nodes.length === 0) throw new Error('the catalogue lists no nodes')
+  // As many candidates as the SDK would choose: three, or every node when there are fewer.
+  const candidateCount = Math.min(CANDIDATES, nodes.length)
 
   const pool: Array<Omit<SubmitMessage, 'requestId'>> = []
   for (let index = 0; index < POOL_SIZE; index++) {
     const candidates = new Set<(typeof nodes)[number]>()
-    while (candidates.size < CANDIDATES) candidates.add(nodes[Math.floor(Math.random() * nodes.length)] as never)
+    while (candidates.size < candidateCount) candidates.add(nodes[Math.floor(Math.random() * nodes.length)] as never)
     const body = encodeRequestBody({
       messages: [{ role: 'user', content: `Tell me about the harbour, part ${index}` }],
       maxTokens: settings.tokens,
