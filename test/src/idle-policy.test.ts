@@ -1,25 +1,8 @@
 import type { LullClient } from '@lull/client-sdk'
-import type { IdleSignalSource, IdleSignals, LullNode } from '@lull/node'
+import type { LullNode } from '@lull/node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { AWAY, ControlledSignals, OWNER_BACK } from './controlled-signals.js'
 import { startTestNetwork, type TestNetwork } from './network-fixture.js'
-
-const AWAY: IdleSignals = {
-  userIdleSeconds: 3_600,
-  onBattery: false,
-  batteryPercent: null,
-  thermalPressure: false,
-  otherCpuFraction: 0,
-}
-const OWNER_BACK: IdleSignals = { ...AWAY, userIdleSeconds: 0 }
-
-/** Signals the test sets by hand: no real machine is read. */
-class ControlledSignals implements IdleSignalSource {
-  current: IdleSignals = AWAY
-  readonly notes: string[] = []
-  async read(): Promise<IdleSignals> {
-    return this.current
-  }
-}
 
 async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs

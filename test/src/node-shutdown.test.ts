@@ -3,34 +3,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { LullClient } from '@lull/client-sdk'
 import { Coordinator, createLogger } from '@lull/coordinator'
-import {
-  createLogger as createNodeLogger,
-  type IdleSignalSource,
-  type IdleSignals,
-  LullNode,
-  readStatusFile,
-} from '@lull/node'
+import { createLogger as createNodeLogger, LullNode, readStatusFile } from '@lull/node'
 import { decodeMessage, NODE_TO_COORDINATOR } from '@lull/proto'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { AWAY, ControlledSignals, OWNER_BACK } from './controlled-signals.js'
 import { type NodeProcess, startNodeProcess } from './node-process.js'
-
-const AWAY: IdleSignals = {
-  userIdleSeconds: 3_600,
-  onBattery: false,
-  batteryPercent: null,
-  thermalPressure: false,
-  otherCpuFraction: 0,
-}
-const OWNER_BACK: IdleSignals = { ...AWAY, userIdleSeconds: 0 }
-
-/** Idle signals the test sets by hand. */
-class ControlledSignals implements IdleSignalSource {
-  current: IdleSignals = AWAY
-  readonly notes: string[] = []
-  async read(): Promise<IdleSignals> {
-    return this.current
-  }
-}
 
 /** What the coordinator heard from nodes, in order: each heartbeat's state, and whether the node was still listed. */
 interface HeardState {

@@ -1,23 +1,6 @@
-import type { IdleSignalSource, IdleSignals, LullNode } from '@lull/node'
+import type { LullNode } from '@lull/node'
+import { AWAY, ControlledSignals, OWNER_BACK } from './controlled-signals.js'
 import { startTestNetwork, type TestNetwork, type TestNetworkOptions } from './network-fixture.js'
-
-const AWAY: IdleSignals = {
-  userIdleSeconds: 3_600,
-  onBattery: false,
-  batteryPercent: null,
-  thermalPressure: false,
-  otherCpuFraction: 0,
-}
-const OWNER_BACK: IdleSignals = { ...AWAY, userIdleSeconds: 0 }
-
-/** Idle signals the test sets by hand: no real machine is read. */
-class ControlledSignals implements IdleSignalSource {
-  current: IdleSignals = AWAY
-  readonly notes: string[] = []
-  async read(): Promise<IdleSignals> {
-    return this.current
-  }
-}
 
 export interface PausableNetwork extends TestNetwork {
   /** The owner comes back to every node: they pause, and the coordinator sees it before this resolves. */
