@@ -4,36 +4,15 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ConnectionError, LullClient } from '@lull/client-sdk'
-import { Coordinator, createLogger as createCoordinatorLogger } from '@lull/coordinator'
 import { createLogger as createNodeLogger, LullNode } from '@lull/node'
 import { afterEach, describe, expect, it } from 'vitest'
+import { startCoordinatorAt } from './network-fixture.js'
+import { until } from './until.js'
 
 /**
  * The client reconnects to its coordinator by itself: a LullClient made before the coordinator restarted (same
  * identity, same address) keeps working without the app doing anything.
  */
-function startCoordinator(dataDir: string, port: number): Promise<Coordinator> {
-  return Coordinator.start({
-    open: true,
-    dataDir,
-    listen: [`/ip4/127.0.0.1/tcp/${port}`],
-    logger: createCoordinatorLogger('silent'),
-  })
-}
-
-async function until(
-  condition: () => boolean,
-  what: string,
-  timeoutMs = 30_000,
-  probe: () => Promise<void> = async () => {},
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (await probe(); !condition(); await probe()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
-
 const COORDINATOR_CLI = join(resolve(dirname(fileURLToPath(import.meta.url)), '..', '..'), 'coordinator/dist/cli.js')
 
 /** `lull-coordinator start` as its own process; resolves with its address once it listens. */
@@ -61,12 +40,12 @@ async function startCoordinatorProcess(
   )
   let address = ''
   await until(
-    () => child.exitCode === null && address !== '',
-    'the coordinator process listening',
-    60_000,
     async () => {
       address = (await readFile(readyFile, 'utf8').catch(() => '')).trim()
+      return child.exitCode === null && address !== ''
     },
+    'the coordinator process listening',
+    60_000,
   )
   return { child, address }
 }
@@ -91,7 +70,7 @@ describe('a client whose coordinator restarts', () => {
     const dir = await mkdtemp(join(tmpdir(), 'lull-client-reconnect-'))
     cleanups.push(() => rm(dir, { recursive: true, force: true }))
     const coordinatorDir = join(dir, 'coordinator')
-    let coordinator = await startCoordinator(coordinatorDir, 0)
+    let coordinator = await startCoordinatorAt(coordinatorDir, 0)
     cleanups.push(() => coordinator.stop())
     const address = coordinator.multiaddrs[0] as string
     const port = Number(/\/tcp\/(\d+)\//.exec(address)?.[1])
@@ -119,11 +98,12 @@ describe('a client whose coordinator restarts', () => {
     await expect(client.models()).rejects.toBeInstanceOf(ConnectionError)
 
     // Back with the same identity on the same address; the node re-registers by itself.
-    coordinator = await startCoordinator(coordinatorDir, port)
+    coordinator = await startCoordinatorAt(coordinatorDir, port)
     expect(coordinator.multiaddrs[0]).toBe(address)
     await until(
       () => coordinator.status().nodes.some((entry) => entry.nodeId === node.nodeId),
       'the node re-registering',
+      30_000,
     )
 
     // The same client object, nothing done by the app: the catalogue and a chat work again.
@@ -163,17 +143,16 @@ describe('a client whose coordinator restarts', () => {
     // Watched through a second client, so the first one makes no call until the node is back.
     const observer = await LullClient.connect({ coordinator: address })
     cleanups.push(() => observer.close())
-    let listed: string[] = []
     await until(
-      () => listed.includes(node.nodeId),
+      async () =>
+        (
+          await observer
+            .models()
+            .then((models) => models.flatMap((model) => model.nodes.map((entry) => entry.nodeId)))
+            .catch(() => [] as string[])
+        ).includes(node.nodeId),
       'the node re-registering',
       30_000,
-      async () => {
-        listed = await observer
-          .models()
-          .then((models) => models.flatMap((model) => model.nodes.map((entry) => entry.nodeId)))
-          .catch(() => [])
-      },
     )
     // The first calls the old client makes after the crash succeed: no stale connection is left to fail on.
     const models = await client.models()

@@ -3,17 +3,9 @@ import { LullClient, type RetryInfo } from '@lull/client-sdk'
 import { createLogger as createNodeLogger, LullNode } from '@lull/node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestNetwork, type TestNetwork } from './network-fixture.js'
+import { until } from './until.js'
 
 const REQUEST = { model: 'lull-tiny', messages: [{ role: 'user' as const, content: 'Hello there' }], maxTokens: 16 }
-
-async function until(condition: () => Promise<boolean> | boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 20_000
-  while (Date.now() < deadline) {
-    if (await condition()) return
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  throw new Error(`timed out waiting for ${what}`)
-}
 
 describe('retries before the first token', () => {
   let network: TestNetwork
@@ -53,6 +45,8 @@ describe('retries before the first token', () => {
     await until(
       async () => (await watcher.models()).find((model) => model.id === 'lull-tiny')?.nodes.length === 1,
       'the first node to leave the catalogue',
+      20_000,
+      100,
     )
   })
 
@@ -96,6 +90,6 @@ describe('retries before the first token', () => {
         .final(),
     ).rejects.toMatchObject({ name: 'TimeoutError', code: 'timeout' })
     expect(Date.now() - startedAt).toBeLessThan(5_000)
-    await until(() => cancelled() > before, 'the node to cancel the request')
+    await until(() => cancelled() > before, 'the node to cancel the request', 20_000, 100)
   })
 })

@@ -20,6 +20,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { startTestNetwork, type TestNetwork } from './network-fixture.js'
 import { type ScriptedBehaviour, ScriptedNode } from './scripted-node.js'
+import { until } from './until.js'
 
 const DIGEST = 'd'.repeat(64)
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -143,14 +144,6 @@ describe('deadlines and the queue wait budget', () => {
 
   const queued = () =>
     network.coordinator.status().totals.queued.find((entry) => entry.modelId === 'lull-tiny')?.depth ?? 0
-
-  async function until(condition: () => boolean, what: string): Promise<void> {
-    const deadline = Date.now() + 10_000
-    while (!condition()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-      await sleep(10)
-    }
-  }
 
   it('ends a request whose deadline passes while it waits with deadline-exceeded, and never dispatches it', async () => {
     const node = await scriptedNode('hold')

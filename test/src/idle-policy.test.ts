@@ -3,14 +3,7 @@ import type { LullNode } from '@lull/node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { AWAY, ControlledSignals, OWNER_BACK } from './controlled-signals.js'
 import { startTestNetwork, type TestNetwork } from './network-fixture.js'
-
-async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
+import { until } from './until.js'
 
 describe('idle policy on a real network', () => {
   let network: TestNetwork

@@ -1,12 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { LullClient } from '@lull/client-sdk'
 import { AccountsStore, createApiKey, createJoinToken, listAccounts, queryUsage } from '@lull/coordinator'
 import { createLogger, LullNode } from '@lull/node'
 import { afterAll, describe, expect, it } from 'vitest'
+import { freePort } from './process-network.js'
 
 /**
  * A coordinator killed with SIGKILL under load and restarted on the same address: every request a client saw
@@ -35,15 +35,6 @@ afterAll(async () => {
   coordinator?.kill('SIGKILL')
   if (workDir !== undefined) await rm(workDir, { recursive: true, force: true })
 })
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
-  const address = server.address()
-  await new Promise((done) => server.close(done))
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return address.port
-}
 
 /** Starts `lull-coordinator start` and resolves with its address once it listens. */
 async function startCoordinator(dataDir: string, port: number): Promise<string> {

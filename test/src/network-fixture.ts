@@ -86,3 +86,16 @@ export async function startTestNetwork(options: TestNetworkOptions = {}): Promis
     stop,
   }
 }
+
+/**
+ * An open coordinator on 127.0.0.1 whose identity lives in `dataDir`: started again with the same `dataDir` and
+ * `port`, it has the same address (for restart tests). Port 0 picks a free one.
+ */
+export function startCoordinatorAt(dataDir: string, port: number): Promise<Coordinator> {
+  return Coordinator.start({
+    open: true,
+    dataDir,
+    listen: [`/ip4/127.0.0.1/tcp/${port}`],
+    logger: createCoordinatorLogger('silent'),
+  })
+}

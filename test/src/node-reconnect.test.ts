@@ -2,26 +2,10 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { LullClient } from '@lull/client-sdk'
-import { Coordinator, createLogger } from '@lull/coordinator'
 import { afterEach, describe, expect, it } from 'vitest'
+import { startCoordinatorAt } from './network-fixture.js'
 import { type NodeProcess, startNodeProcess } from './node-process.js'
-
-async function until(condition: () => boolean, what: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
-
-function startCoordinator(dataDir: string, port: number): Promise<Coordinator> {
-  return Coordinator.start({
-    open: true,
-    dataDir,
-    listen: [`/ip4/127.0.0.1/tcp/${port}`],
-    logger: createLogger('silent'),
-  })
-}
+import { until } from './until.js'
 
 async function ask(address: string): Promise<{ nodeId: string; outputTokens: number }> {
   const client = await LullClient.connect({ coordinator: address })
@@ -46,7 +30,7 @@ describe('a coordinator restart', () => {
     const dir = await mkdtemp(join(tmpdir(), 'lull-restart-'))
     cleanups.push(() => rm(dir, { recursive: true, force: true }))
     const coordinatorDir = join(dir, 'coordinator')
-    let coordinator = await startCoordinator(coordinatorDir, 0)
+    let coordinator = await startCoordinatorAt(coordinatorDir, 0)
     cleanups.push(() => coordinator.stop())
     const address = coordinator.multiaddrs[0] as string
     const port = Number(/\/tcp\/(\d+)\//.exec(address)?.[1])
@@ -72,7 +56,7 @@ describe('a coordinator restart', () => {
     await coordinator.stop()
     // Down long enough that the node's redials are refused a few times (its backoff grows meanwhile).
     await new Promise((resolve) => setTimeout(resolve, 1_500))
-    coordinator = await startCoordinator(coordinatorDir, port)
+    coordinator = await startCoordinatorAt(coordinatorDir, port)
     expect(coordinator.multiaddrs[0]).toBe(address)
     expect(coordinator.status().nodes).toHaveLength(0)
 

@@ -5,6 +5,7 @@ import { promisify } from 'node:util'
 import type { IdleSignals } from '@lull/node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestNetwork, type TestNetwork } from './network-fixture.js'
+import { until } from './until.js'
 
 const run = promisify(execFile)
 const NODE_CLI = join(resolve(import.meta.dirname, '..', '..'), 'node/dist/cli.js')
@@ -23,14 +24,6 @@ async function status(dataDir: string, json: boolean) {
   } catch (error) {
     const failed = error as { code: number; stdout: string }
     return { code: failed.code, stdout: failed.stdout }
-  }
-}
-
-async function until(condition: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
   }
 }
 
