@@ -394,6 +394,8 @@ export class LullClient implements AsyncDisposable {
       let nodeId: string | undefined
       let finish: { reason: FinishReason; usage: Usage } | undefined
       for await (const received of channel) {
+        // The stream broke after the answer's final sealed chunk: the answer is whole, only `end` was lost.
+        if (!received.ok && finish !== undefined && opener?.finished === true) break
         if (!received.ok) throw received.error
         const message = received.message
         if ('requestId' in message && message.requestId !== undefined && message.requestId !== requestId) continue
@@ -416,6 +418,7 @@ export class LullClient implements AsyncDisposable {
             if (piece.finish !== undefined) {
               const { reason, promptTokens, outputTokens } = piece.finish
               finish = { reason, usage: { promptTokens, outputTokens } }
+              state.outputTokens = outputTokens
             }
             break
           }
@@ -434,6 +437,14 @@ export class LullClient implements AsyncDisposable {
         }
       }
       if (signal?.aborted) throw new AbortError(undefined, { requestId })
+      if (finish !== undefined && opener?.finished === true && nodeId !== undefined) {
+        // The final chunk is authenticated and carries the node's counts: the coordinator went away (or the stream
+        // broke) before relaying `end`, but nothing of the answer is missing, so it ends here rather than resuming
+        // (a resume would append text past the end).
+        finished = true
+        yield { type: 'finish', finishReason: finish.reason, usage: finish.usage, nodeId, requestId }
+        return
+      }
       throw new LullError(ErrorCode.NodeLost, 'the coordinator closed the stream before the answer ended', {
         requestId,
       })

@@ -54,7 +54,7 @@ function random(): number {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 type Outcome =
-  | { kind: 'complete'; prompt: number; text: string }
+  | { kind: 'complete'; prompt: number; text: string; dispatches: string[] }
   | { kind: 'retryable-error'; prompt: number; name: string; code: string }
   | { kind: 'other-error'; prompt: number; error: unknown }
   | { kind: 'hung'; prompt: number }
@@ -68,6 +68,8 @@ let attacker: Libp2p
 const references = new Map<number, string>()
 
 function ask(prompt: number): Promise<Outcome> {
+  /** Each dispatch of each part (request id @ node): more than one request id means a retry or a resume. */
+  const dispatches: string[] = []
   const controller = new AbortController()
   const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS)
   return (async (): Promise<Outcome> => {
@@ -79,9 +81,10 @@ function ask(prompt: number): Promise<Outcome> {
           maxTokens: MAX_TOKENS,
           temperature: 0,
           signal: controller.signal,
+          onDispatched: ({ nodeId, requestId }) => dispatches.push(`${requestId}@${nodeId.slice(-6)}`),
         })
         .text()
-      return { kind: 'complete', prompt, text }
+      return { kind: 'complete', prompt, text, dispatches }
     } catch (error) {
       if (controller.signal.aborted) return { kind: 'hung', prompt }
       if (error instanceof LullError && error.isRetryable) {
@@ -299,7 +302,10 @@ describe('chaos under load (real processes)', () => {
       expect(outcomes.filter((outcome) => outcome.kind === 'other-error')).toEqual([])
       // Every complete answer is exactly the calm network's answer: nothing duplicated, nothing missing.
       for (const outcome of outcomes) {
-        if (outcome.kind === 'complete') expect(outcome.text).toBe(references.get(outcome.prompt))
+        if (outcome.kind === 'complete') {
+          const parts = `dispatches: ${outcome.dispatches.join(', ')}; events: ${events.join(', ')}`
+          expect(outcome.text, parts).toBe(references.get(outcome.prompt))
+        }
       }
       expect(summary.complete).toBeGreaterThan(outcomes.length / 2)
       // Invalid ciphertext: refused by a node as decryption-failed, never a byte of answer. While the coordinator
@@ -320,7 +326,7 @@ describe('chaos under load (real processes)', () => {
       // And the network serves normally afterwards.
       await network.waitForNodes(3)
       const after = await ask(1)
-      expect(after).toEqual({ kind: 'complete', prompt: 1, text: references.get(1) })
+      expect(after).toMatchObject({ kind: 'complete', prompt: 1, text: references.get(1) })
     },
     LOAD_MS + REQUEST_TIMEOUT_MS + 60_000,
   )

@@ -65,6 +65,34 @@ describe('a client facing a hostile coordinator', () => {
     }
   })
 
+  it('gets the whole answer, without resuming it, when the stream closes after the final chunk but before end', async () => {
+    const client = await LullClient.connect({ coordinator: hostile.address })
+    try {
+      // Room for the answer to end on its own (`stop`), so a resume would have budget left to add text.
+      const request = {
+        model: 'lull-tiny',
+        messages: [{ role: 'user' as const, content: 'Tell me a story' }],
+        maxTokens: 2_000,
+        seed: 7,
+      }
+      hostile.mode = 'honest'
+      const honest = await client.chat(request).final()
+      expect(honest.finishReason).toBe('stop')
+      hostile.mode = 'drop-end'
+      const dispatches: string[] = []
+      const reply = await client
+        .chat({ ...request, onDispatched: ({ requestId }) => dispatches.push(requestId) })
+        .final()
+      expect(reply.text).toBe(honest.text)
+      expect(reply.finishReason).toBe('stop')
+      expect(reply.usage).toEqual(honest.usage)
+      // One request: the authenticated final chunk said the answer was complete, so nothing was resumed.
+      expect(dispatches).toHaveLength(1)
+    } finally {
+      await client.close()
+    }
+  })
+
   it('gets a NotARecipientError and no text when the request is sent to a node it was not sealed for', async () => {
     hostile.mode = 'misroute'
     const { text, error } = await ask({ candidates: 1 })

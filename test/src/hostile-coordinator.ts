@@ -22,7 +22,8 @@ import {
  * - `drop-final`: holds each answer back until it ends, then relays all chunks but the last (the final one);
  * - `misroute`: sends each request to a registered node that is not one of its candidates.
  */
-export type HostileMode = 'honest' | 'flip-bit' | 'drop-final' | 'misroute'
+/** `drop-end`: relays every chunk, then closes the client's stream instead of relaying `end` (as a crash would). */
+export type HostileMode = 'honest' | 'flip-bit' | 'drop-final' | 'drop-end' | 'misroute'
 
 interface RegisteredNode {
   nodeId: string
@@ -170,7 +171,9 @@ export class HostileCoordinator {
             if (relay === undefined) break
             for (const data of relay.held.slice(0, -1))
               relay.client.trySend({ type: 'chunk', requestId: relay.clientRequestId, data })
-            relay.client.trySend({ type: 'end', requestId: relay.clientRequestId, usage: message.usage })
+            if (this.mode !== 'drop-end') {
+              relay.client.trySend({ type: 'end', requestId: relay.clientRequestId, usage: message.usage })
+            }
             await relay.client.close()
             break
           }
