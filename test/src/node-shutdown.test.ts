@@ -16,6 +16,9 @@ interface HeardState {
   listed: boolean
 }
 
+/** A greedy lull-tiny answer this long never ends on its own (finish `length`) and takes ~0.6 s here: 6× the 100 ms grace. */
+const LONG_ANSWER_TOKENS = 1500
+
 describe('lull-node shutdown on a signal', () => {
   let dataDir: string
   let coordinator: Coordinator
@@ -78,15 +81,18 @@ describe('lull-node shutdown on a signal', () => {
     return node
   }
 
-  /** Starts a long request and resolves once its first text arrives, with an iterator for the rest. */
+  /**
+   * Starts a long request and resolves once its first text arrives, with an iterator for the rest. Greedy: a sampled
+   * lull-tiny answer may end (EOS) after a few sentences, which on a fast machine lands inside a 100 ms grace and
+   * leaves nothing to hand back (seen once in CI); greedily it runs to `maxTokens`.
+   */
   async function longRequest(connected: LullClient) {
     const dispatchedTo: string[] = []
     const stream = connected.chat({
       model: 'lull-tiny',
       messages: [{ role: 'user', content: 'Tell me a long story' }],
-      maxTokens: 1500,
-      temperature: 0.8,
-      seed: 7,
+      maxTokens: LONG_ANSWER_TOKENS,
+      temperature: 0,
       maxRetries: 0,
       maxResumes: 0,
       onDispatched: (info) => dispatchedTo.push(info.nodeId),
@@ -115,7 +121,7 @@ describe('lull-node shutdown on a signal', () => {
       }
     }
     // The answer ran to its end on the same node: not cancelled, not failed over.
-    expect(['stop', 'length']).toContain(finishReason)
+    expect(finishReason).toBe('length')
     expect(outputTokens).toBeGreaterThan(0)
     expect(dispatchedTo).toEqual([started.nodeId])
 
@@ -175,8 +181,8 @@ describe('lull-node shutdown on a signal', () => {
     const stream = resuming.chat({
       model: 'lull-tiny',
       messages: [{ role: 'user', content: 'Tell me a long story' }],
-      maxTokens: 1500,
-      seed: 7,
+      maxTokens: LONG_ANSWER_TOKENS,
+      temperature: 0,
       onDispatched: (info) => dispatchedTo.push(info.nodeId),
     })
     const iterator = stream[Symbol.asyncIterator]()
@@ -193,7 +199,7 @@ describe('lull-node shutdown on a signal', () => {
       if (next.done) break
       if (next.value.type === 'finish') finishReason = next.value.finishReason
     }
-    expect(['stop', 'length']).toContain(finishReason)
+    expect(finishReason).toBe('length')
     expect(dispatchedTo).toEqual([started.nodeId, second.nodeId])
     expect(await started.exited).toBe(0)
     expect(started.stderr()).toMatch(/stopped \(0 finished, 1 handed back\)/)
