@@ -374,13 +374,26 @@ export class LullClient implements AsyncDisposable {
       priority: options.priority ?? 0,
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
     }
-    const { sealed, contentKey } = await sealRequest(
-      body,
-      candidates.map((node) => ({ nodeId: node.nodeId, publicKey: node.certificate.hpkePublicKey })),
-      encodeHeaderAad(header),
-    )
-
-    const stream = await this.#openStream(signal)
+    // The stream is opened (or the spare taken) while the prompt is sealed: both are on the way to the first token.
+    const opening = this.#openStream(signal)
+    // Awaited below, after sealing; until then a failure must not count as an unhandled rejection.
+    opening.catch(() => {})
+    let sealing: Awaited<ReturnType<typeof sealRequest>>
+    try {
+      sealing = await sealRequest(
+        body,
+        candidates.map((node) => ({ nodeId: node.nodeId, publicKey: node.certificate.hpkePublicKey })),
+        encodeHeaderAad(header),
+      )
+    } catch (error) {
+      opening.then(
+        (stream) => stream.abort(new Error('the request was not sealed')),
+        () => {},
+      )
+      throw error
+    }
+    const { sealed, contentKey } = sealing
+    const stream = await opening
     const channel = new MessageChannel<typeof COORDINATOR_TO_CLIENT, ClientToCoordinator>(stream, {
       inbound: COORDINATOR_TO_CLIENT,
     })
@@ -493,7 +506,7 @@ export class LullClient implements AsyncDisposable {
   async #openStream(signal: AbortSignal | undefined): Promise<Stream> {
     const spare = this.#spare
     this.#spare = undefined
-    const ready = spare === undefined ? undefined : await spare.catch(() => undefined)
+    const ready = spare === undefined ? undefined : await untilSettledOrAborted(spare, signal)
     if (ready !== undefined && ready.status === 'open' && ready.writeStatus === 'writable') {
       this.#prepareSpare()
       return ready
@@ -543,6 +556,27 @@ function continuationOf(messages: readonly ChatMessage[], received: string): Cha
   const last = messages.at(-1)
   if (last?.role === 'assistant') return [...messages.slice(0, -1), { ...last, content: last.content + received }]
   return [...messages, { role: 'assistant', content: received }]
+}
+
+/**
+ * The spare stream, or undefined if opening it failed. A request aborted (or timed out) meanwhile stops waiting at
+ * once with an AbortError; the spare, if it opens later, is closed rather than leaked.
+ */
+function untilSettledOrAborted(spare: Promise<Stream>, signal: AbortSignal | undefined): Promise<Stream | undefined> {
+  const settled = spare.catch(() => undefined)
+  if (signal === undefined) return settled
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => {
+      settled.then((stream) => stream?.abort(new Error('the request that was to use it was aborted')))
+      reject(new AbortError())
+    }
+    if (signal.aborted) return onAbort()
+    signal.addEventListener('abort', onAbort, { once: true })
+    settled.then((stream) => {
+      signal.removeEventListener('abort', onAbort)
+      resolve(stream)
+    })
+  })
 }
 
 function withTimeout(signal: AbortSignal | undefined, timeoutMs: number): AbortSignal {
