@@ -41,6 +41,7 @@ import { FairQueue } from './fair-queue.js'
 import { createLogger, type Logger } from './logger.js'
 import { type MetricsServer, startMetricsServer } from './metrics-server.js'
 import { handleNodeStream } from './node-link.js'
+import { RecentRate } from './recent-rate.js'
 import { type NodeChannel, type NodeEntry, Registry, recordNodeTtft } from './registry.js'
 import { placeRequest } from './scheduler.js'
 import { errorReply } from './wire-errors.js'
@@ -156,6 +157,9 @@ export class Coordinator {
   private requestsFailed = 0
   private failovers = 0
   private readonly recentCompletionsMs: number[] = []
+  /** Output tokens of finished requests: in all, and over the last minute. */
+  private outputTokensServed = 0
+  private readonly recentTokens = new RecentRate()
   private readonly ttftSamplesMs: number[] = []
   private ttftNext = 0
 
@@ -446,8 +450,13 @@ export class Coordinator {
       { requestId: job.id, nodeId: node.nodeId, ...message.usage, durationMs: Date.now() - job.submittedAtMs },
       'request finished',
     )
-    this.registry.countersOf(node.nodeId).requestsServed++
+    const counters = this.registry.countersOf(node.nodeId)
+    counters.requestsServed++
+    counters.outputTokensServed += message.usage.outputTokens
+    counters.recentTokens.add(message.usage.outputTokens)
     this.requestsServed++
+    this.outputTokensServed += message.usage.outputTokens
+    this.recentTokens.add(message.usage.outputTokens)
     this.recentCompletionsMs.push(Date.now())
     this.trimCompletions()
     this.decide(job, 'finished', `${job.chunksRelayed} chunk(s) relayed`, node.nodeId)
@@ -649,6 +658,10 @@ export class Coordinator {
         errors: counters.errors,
         failovers: counters.failovers,
         ...(counters.ttftEwmaMs === undefined ? {} : { ttftMs: Math.round(counters.ttftEwmaMs * 10) / 10 }),
+        recentTokensPerSecond: roundTenths(counters.recentTokens.perSecond(nowMs)),
+        outputTokensServed: counters.outputTokensServed,
+        ...(node.ramFreeBytes === undefined ? {} : { ramFreeBytes: node.ramFreeBytes }),
+        ...(node.loadAverage === undefined ? {} : { loadAverage: node.loadAverage }),
         lastSeenMs: node.lastSeenMs,
         registeredAtMs: node.registeredAtMs,
       })
@@ -681,6 +694,8 @@ export class Coordinator {
         failovers: this.failovers,
         ...(p50 === undefined ? {} : { ttftP50Ms: p50 }),
         ...(p95 === undefined ? {} : { ttftP95Ms: p95 }),
+        tokensPerSecond: roundTenths(this.recentTokens.perSecond(nowMs)),
+        outputTokensServed: this.outputTokensServed,
       },
     }
   }
@@ -798,6 +813,10 @@ export class Coordinator {
 }
 
 export type { Job }
+
+function roundTenths(value: number): number {
+  return Math.round(value * 10) / 10
+}
 
 function errorSummary(error: unknown): { name: string; message: string } {
   return error instanceof Error

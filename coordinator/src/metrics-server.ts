@@ -72,7 +72,18 @@ export async function startMetricsServer(
       if (ttftP95Ms !== undefined) metric.set({ quantile: '0.95' }, ttftP95Ms)
     },
   )
+  gauge(
+    'lull_output_tokens_per_second',
+    'Output tokens of requests finished in the last minute, per second.',
+    [],
+    (metric) => metric.set(current().totals.tokensPerSecond ?? 0),
+  )
   total('lull_requests_served_total', 'Requests answered to the end.', (s) => s.totals.requestsServed)
+  total(
+    'lull_output_tokens_total',
+    'Output tokens of requests answered to the end.',
+    (s) => s.totals.outputTokensServed ?? 0,
+  )
   total('lull_requests_failed_total', 'Requests that ended in an error.', (s) => s.totals.requestsFailed)
   total('lull_failovers_total', 'Requests moved to another node before their first token.', (s) => s.totals.failovers)
 

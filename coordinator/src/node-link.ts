@@ -57,6 +57,8 @@ export async function handleNodeStream(coordinator: Coordinator, stream: Stream,
           entry.stateReason = message.reason
           entry.reportedBusySlots = message.busySlots
           entry.reportedAtMs = entry.lastSeenMs
+          entry.ramFreeBytes = message.ramFreeBytes
+          entry.loadAverage = message.loadAverage
           if (entry.state !== message.state) {
             entry.state = message.state
             coordinator.nodeStateChanged(entry)

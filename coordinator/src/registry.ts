@@ -7,6 +7,7 @@ import type {
   NodeCertificate,
   NodeState,
 } from '@lull/proto'
+import { RecentRate } from './recent-rate.js'
 
 export type NodeChannel = MessageChannel<typeof NODE_TO_COORDINATOR, CoordinatorToNode>
 
@@ -29,6 +30,9 @@ export interface NodeEntry {
   reportedBusySlots?: number | undefined
   /** When that heartbeat arrived (epoch ms). */
   reportedAtMs?: number | undefined
+  /** Free memory and one-minute load average of the node's machine, from its last heartbeat (for the operator). */
+  ramFreeBytes?: number | undefined
+  loadAverage?: number | undefined
   /** When the coordinator last dispatched to or finished a request on this node (epoch ms): a heartbeat older than
    * this describes load the coordinator already accounts for. */
   lastAssignmentChangeMs?: number | undefined
@@ -45,6 +49,10 @@ export interface NodeCounters {
   /** Recent time from dispatch to the first relayed chunk, as an exponentially weighted moving average; absent
    * before the first sample. */
   ttftEwmaMs?: number | undefined
+  /** Output tokens of the requests it answered to the end, as the node counted (and signed) them. */
+  outputTokensServed: number
+  /** The same tokens over the last minute, per second. */
+  recentTokens: RecentRate
 }
 
 /** Weight of the newest sample in a node's TTFT moving average. */
@@ -90,7 +98,7 @@ export class Registry {
   countersOf(nodeId: string): NodeCounters {
     let counters = this.counters.get(nodeId)
     if (counters === undefined) {
-      counters = { requestsServed: 0, errors: 0, failovers: 0 }
+      counters = { requestsServed: 0, errors: 0, failovers: 0, outputTokensServed: 0, recentTokens: new RecentRate() }
       this.counters.set(nodeId, counters)
       if (this.counters.size > MAX_COUNTED_NODES) {
         for (const id of this.counters.keys()) {

@@ -17,7 +17,18 @@ function ms(value: number | undefined): string {
 /** The status as tables for people: one row per node, then the network totals. */
 export function formatStatus(status: StatusMessage): string {
   const nodes = new Table({
-    head: ['node', 'hardware', 'model', 'state', 'slots', 'served', 'errors', 'decode tok/s', 'last seen'],
+    head: [
+      'node',
+      'hardware',
+      'model',
+      'state',
+      'slots',
+      'served',
+      'errors',
+      'tok/s (1 min)',
+      'bench tok/s',
+      'last seen',
+    ],
     style: { head: [], border: [] },
   })
   for (const node of status.nodes) {
@@ -25,12 +36,20 @@ export function formatStatus(status: StatusMessage): string {
     const gpu = hardware.gpu === 'none' ? 'cpu' : `${hardware.gpu} ${gib(hardware.vramTotalBytes)}`
     nodes.push([
       node.nodeId,
-      `${hardware.os}/${hardware.arch}, ${hardware.cpuCores} cores, ${gib(hardware.ramTotalBytes)}, ${gpu}`,
+      [
+        `${hardware.os}/${hardware.arch}, ${hardware.cpuCores} cores`,
+        node.ramFreeBytes === undefined
+          ? gib(hardware.ramTotalBytes)
+          : `${gib(hardware.ramTotalBytes)} (${gib(node.ramFreeBytes)} free)`,
+        ...(node.loadAverage === undefined ? [] : [`load ${node.loadAverage.toFixed(2)}`]),
+        gpu,
+      ].join(', '),
       node.modelId,
       node.stateReason === undefined ? node.state : `${node.state} (${node.stateReason})`,
       `${node.busySlots}/${node.slots}`,
       String(node.requestsServed),
       node.failovers > 0 ? `${node.errors} (${node.failovers} failed over)` : String(node.errors),
+      node.recentTokensPerSecond === undefined ? '-' : node.recentTokensPerSecond.toFixed(1),
       node.benchmark.decodeTokensPerSecond.toFixed(0),
       ago(status.nowMs, node.lastSeenMs),
     ])
@@ -45,6 +64,12 @@ export function formatStatus(status: StatusMessage): string {
     { 'requests/min': String(totals.requestsPerMinute) },
     { 'served / failed / failovers': `${totals.requestsServed} / ${totals.requestsFailed} / ${totals.failovers}` },
     { 'time to first token': `p50 ${ms(totals.ttftP50Ms)}, p95 ${ms(totals.ttftP95Ms)}` },
+    {
+      'output tokens/s (1 min)':
+        totals.tokensPerSecond === undefined
+          ? '-'
+          : `${totals.tokensPerSecond.toFixed(1)} (${totals.outputTokensServed ?? 0} tokens served in all)`,
+    },
   )
   const empty = status.nodes.length === 0 ? 'no nodes registered\n' : `${nodes.toString()}\n`
   return `coordinator ${status.coordinatorId}\n${empty}${summary.toString()}\n`

@@ -271,6 +271,14 @@ export const statusNodeSchema = z.object({
   failovers: count(Number.MAX_SAFE_INTEGER),
   /** Recent time from dispatch to first chunk on this node (moving average), as the scheduler scores it. */
   ttftMs: z.number().finite().min(0).optional(),
+  /** Output tokens of requests this node finished in the last minute, per second. */
+  recentTokensPerSecond: z.number().finite().min(0).optional(),
+  /** Output tokens of every request this node finished (as it signed them). */
+  outputTokensServed: count(Number.MAX_SAFE_INTEGER).optional(),
+  /** Free memory as the node's last heartbeat reported it (the hardware summary holds the static total). */
+  ramFreeBytes: z.number().int().min(0).optional(),
+  /** The node machine's one-minute load average, from its last heartbeat. */
+  loadAverage: z.number().finite().min(0).max(1e6).optional(),
   lastSeenMs: z.number().int().min(0),
   registeredAtMs: z.number().int().min(0),
 })
@@ -292,6 +300,10 @@ export const statusMessage = z.object({
     /** Time from submit to the first relayed chunk over recent requests; absent before any. */
     ttftP50Ms: z.number().finite().min(0).optional(),
     ttftP95Ms: z.number().finite().min(0).optional(),
+    /** Output tokens of requests finished in the last minute, per second, over every node. */
+    tokensPerSecond: z.number().finite().min(0).optional(),
+    /** Output tokens of every request finished since the coordinator started. */
+    outputTokensServed: count(Number.MAX_SAFE_INTEGER).optional(),
   }),
 })
 export const explainRequestMessage = z.object({

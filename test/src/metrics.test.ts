@@ -23,10 +23,12 @@ describe('Prometheus /metrics', () => {
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/)
     const client = await network.client()
     await network.waitForNodes(client, 2)
+    let outputTokens = 0
     for (let index = 0; index < 3; index++) {
-      await client
+      const reply = await client
         .chat({ model: 'lull-tiny', messages: [{ role: 'user', content: `${CANARY} ${index}` }], maxTokens: 8 })
         .final()
+      outputTokens += reply.usage.outputTokens
     }
 
     const response = await fetch(url as string)
@@ -36,6 +38,9 @@ describe('Prometheus /metrics', () => {
     expect(text).toContain('lull_nodes{state="serving"} 2')
     expect(sample(text, 'lull_slots')).toBe(4)
     expect(sample(text, 'lull_requests_served_total')).toBe(3)
+    expect(outputTokens).toBeGreaterThan(0)
+    expect(sample(text, 'lull_output_tokens_total')).toBe(outputTokens)
+    expect(sample(text, 'lull_output_tokens_per_second')).toBeGreaterThan(0)
     expect(text).toMatch(/lull_time_to_first_token_ms\{quantile="0.5"\} \d/)
     expect(text).toMatch(/lull_coordinator_process_resident_memory_bytes \d/)
     expect(text).not.toContain(CANARY)

@@ -21,6 +21,7 @@ async function cli(args: string[]) {
 
 let network: TestNetwork
 let requestId: string
+let outputTokens: number
 
 beforeAll(async () => {
   network = await startTestNetwork({ nodes: 2, slots: 2 })
@@ -30,6 +31,7 @@ beforeAll(async () => {
     .chat({ model: 'lull-tiny', messages: [{ role: 'user', content: PROMPT }], maxTokens: 16 })
     .final()
   requestId = reply.requestId
+  outputTokens = reply.usage.outputTokens
 })
 
 afterAll(async () => {
@@ -54,6 +56,24 @@ describe('lull-coordinator status', () => {
     const served = status.nodes.find((node) => node.requestsServed === 1)
     expect(served?.ttftMs).toBeGreaterThanOrEqual(0)
     expect(status.nodes.find((node) => node.requestsServed === 0)?.ttftMs).toBeUndefined()
+    // Tokens served, as the node signed them: in all and over the last minute; nothing on the idle node.
+    expect(outputTokens).toBeGreaterThan(0)
+    expect(served?.outputTokensServed).toBe(outputTokens)
+    expect(served?.recentTokensPerSecond).toBeGreaterThan(0)
+    expect(status.nodes.find((node) => node.requestsServed === 0)).toMatchObject({
+      outputTokensServed: 0,
+      recentTokensPerSecond: 0,
+    })
+    expect(status.totals.outputTokensServed).toBe(outputTokens)
+    // The network's rate is averaged since the coordinator started, the node's since it registered (later).
+    expect(status.totals.tokensPerSecond).toBeGreaterThan(0)
+    expect(status.totals.tokensPerSecond).toBeLessThanOrEqual(served?.recentTokensPerSecond ?? 0)
+    // The live part of each node's hardware, from its heartbeats.
+    for (const node of status.nodes) {
+      expect(node.ramFreeBytes).toBeGreaterThan(0)
+      expect(node.ramFreeBytes).toBeLessThanOrEqual(node.hardware.ramTotalBytes)
+      expect(node.loadAverage).toBeGreaterThanOrEqual(0)
+    }
     expect(status.totals).toMatchObject({ nodes: 2, servingNodes: 2, slots: 4, busySlots: 0, requestsPerMinute: 1 })
     expect(status.totals.ttftP50Ms).toBeGreaterThanOrEqual(0)
     expect(status.totals.ttftP95Ms).toBeGreaterThanOrEqual(status.totals.ttftP50Ms ?? 0)
@@ -70,6 +90,8 @@ describe('lull-coordinator status', () => {
     expect(stdout).toMatch(/0\/2/)
     expect(stdout).toMatch(/time to first token.*p50 \d+ ms, p95 \d+ ms/)
     expect(stdout).toMatch(/2 \(2 serving\)/)
+    expect(stdout).toMatch(/GiB \([\d.]+ GiB free\), load [\d.]+/)
+    expect(stdout).toMatch(new RegExp(`output tokens/s.*[\\d.]+ \\(${outputTokens} tokens served in all\\)`))
   })
 
   it('explain shows the decisions for a recent request, with reasons', async () => {
