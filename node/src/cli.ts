@@ -57,7 +57,11 @@ program
     'refuse the model unless its SHA-256 is this (also confirms a file you replaced on purpose)',
   )
   .option('--slots <n>', 'requests served at once (parallel sequences)', positiveInteger, DEFAULT_SLOTS)
-  .option('--threads <n>', 'CPU threads for the engine (default: one per physical core)', positiveInteger)
+  .option(
+    '--threads <n>',
+    'CPU threads for the engine (default: physical cores minus one, at least 1)',
+    positiveInteger,
+  )
   .option(
     '--when <when>',
     'when to serve: idle (no keyboard or mouse input for 2 minutes, on AC power, cool, CPU otherwise quiet), always, or a local-time window HH:MM-HH:MM',

@@ -1,6 +1,6 @@
 import { availableParallelism, totalmem } from 'node:os'
 import { describe, expect, it } from 'vitest'
-import { defaultThreads, describeCpu, describeHardware, liveHardware } from './hardware.js'
+import { defaultThreads, describeCpu, describeHardware, engineThreadsFor, liveHardware } from './hardware.js'
 
 describe('hardware', () => {
   it('advertises static facts with physical cores, and the engine GPU figures', async () => {
@@ -18,10 +18,13 @@ describe('hardware', () => {
     )
   })
 
-  it('defaults engine threads to the physical cores', async () => {
+  it('defaults engine threads to the physical cores but one, leaving a core to the main thread', async () => {
     const cpu = await describeCpu()
     expect(cpu.physicalCores).toBeLessThanOrEqual(cpu.logicalCores)
-    expect(await defaultThreads()).toBe(cpu.physicalCores)
+    expect(await defaultThreads()).toBe(Math.max(1, cpu.physicalCores - 1))
+    expect([1, 2, 4, 8, 16].map(engineThreadsFor)).toEqual([1, 1, 3, 7, 15])
+    expect(engineThreadsFor(0)).toBe(1)
+    expect(engineThreadsFor(Number.NaN)).toBe(1)
   })
 
   it('reads the live parts on demand', () => {

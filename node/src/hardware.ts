@@ -20,9 +20,25 @@ export async function describeCpu(): Promise<{ model: string; physicalCores: num
   }
 }
 
-/** Engine threads unless `--threads` says otherwise: one per physical core (never node-llama-cpp's default). */
+/**
+ * Engine threads for a machine with `physicalCores`: one fewer than the cores, at least one (never
+ * node-llama-cpp's own default, which counts logical cores).
+ *
+ * node-llama-cpp runs its generation loop (sampling, stop detection, detokenizing) on Node's main thread between
+ * llama.cpp evaluations, and the node's networking and sealing run there too; llama.cpp's compute threads spin
+ * while waiting for work. With as many compute threads as cores they starve the main thread. Measured with
+ * `lull-node bench --threads N` on an idle 2-core machine: lull-tiny decodes 1,251 tokens/s with 1 thread and
+ * 69 with 2; a 160 MB model 81 vs 60; only an 840 MB model (18 tokens/s), where compute dominates, did better
+ * with every core (22 vs 18, +21 %). Leaving one core to the main thread avoids the collapse and costs a heavy
+ * model at most one core's share; `--threads` still sets any count.
+ */
+export function engineThreadsFor(physicalCores: number): number {
+  return Number.isInteger(physicalCores) && physicalCores > 1 ? physicalCores - 1 : 1
+}
+
+/** Engine threads unless `--threads` says otherwise: see {@link engineThreadsFor}. */
 export async function defaultThreads(): Promise<number> {
-  return Math.max(1, (await describeCpu()).physicalCores)
+  return engineThreadsFor((await describeCpu()).physicalCores)
 }
 
 /**

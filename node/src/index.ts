@@ -4,7 +4,14 @@
  */
 export * from './constants.js'
 export * from './engine/index.js'
-export { defaultThreads, describeCpu, describeHardware, type LiveHardware, liveHardware } from './hardware.js'
+export {
+  defaultThreads,
+  describeCpu,
+  describeHardware,
+  engineThreadsFor,
+  type LiveHardware,
+  liveHardware,
+} from './hardware.js'
 export * from './idle-policy.js'
 export { SystemIdleSignals } from './idle-signals.js'
 export { createLogger, type Logger } from './logger.js'

@@ -107,7 +107,11 @@ export function registerBenchCommand(program: Command, defaultDataDir: string): 
     .option('--model <model>', 'lull-tiny, a path to a .gguf file, or an hf: URI', 'lull-tiny')
     .option('--model-sha256 <hex>', 'refuse the model unless its SHA-256 is this')
     .option('--slots <n>', 'parallel sequences to load, as start would', positiveInteger, DEFAULT_SLOTS)
-    .option('--threads <n>', 'CPU threads for the engine (default: one per physical core)', positiveInteger)
+    .option(
+      '--threads <n>',
+      'CPU threads for the engine (default: physical cores minus one, at least 1)',
+      positiveInteger,
+    )
     .option('--rounds <n>', 'measurements to take; the median is reported', positiveInteger, DEFAULT_BENCH_ROUNDS)
     .option('--data-dir <dir>', 'the node data dir (generated and pinned models)', defaultDataDir)
     .option('--json', 'print the result as JSON (progress stays on stderr)')

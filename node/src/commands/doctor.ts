@@ -83,7 +83,11 @@ export function doctorCommand(): Command {
     .option('--model <model>', 'lull-tiny or a path to a .gguf file', 'lull-tiny')
     .option('--model-sha256 <hex>', 'the SHA-256 the model must have')
     .option('--data-dir <dir>', 'the node’s data dir (pins, generated models)', join(homedir(), '.lull', 'node'))
-    .option('--threads <n>', 'engine threads to check with (default: one per physical core)', positiveInteger)
+    .option(
+      '--threads <n>',
+      'engine threads to check with (default: physical cores minus one, at least 1)',
+      positiveInteger,
+    )
     .option(
       '--timeout-ms <ms>',
       'how long the coordinator gets to answer the dial and handshake',

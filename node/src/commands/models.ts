@@ -120,7 +120,11 @@ export function registerModelsCommand(program: Command, defaultDataDir: string):
     )
     .argument('<model>', 'lull-tiny, a path to a .gguf file, or an hf: URI (any of them may end in @sha256:<hex>)')
     .option('--model-sha256 <hex>', 'refuse the model unless its SHA-256 is this (also confirms a changed file)')
-    .option('--threads <n>', 'CPU threads for the trial load (default: one per physical core)', positiveInteger)
+    .option(
+      '--threads <n>',
+      'CPU threads for the trial load (default: physical cores minus one, at least 1)',
+      positiveInteger,
+    )
     .option(
       '--retries <n>',
       'times a download that stops part way is resumed before giving up',
