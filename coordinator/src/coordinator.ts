@@ -183,6 +183,13 @@ export class Coordinator {
         onSendFailed: (jobs, node) => {
           for (const job of jobs) this.nodeFailedJob(job, node, { kind: 'lost', reason: 'the chosen node went away' })
         },
+        // The client hears where its request went once it has left, not when it was placed: the dispatch is on
+        // the way to the first token, this note is not. A job that failed over before leaving is never announced.
+        onSent: (jobs, node) => {
+          for (const job of jobs) {
+            job.client.trySend({ type: 'dispatched', requestId: job.clientRequestId, nodeId: node.nodeId })
+          }
+        },
       },
       options.dispatchBatchWindowMs === undefined ? {} : { windowMs: options.dispatchBatchWindowMs },
     )
@@ -494,7 +501,6 @@ export class Coordinator {
     const { header } = job.submit
     // Sent with whatever else is bound for this node in the same turn (see DispatchBatcher).
     this.batcher.add(node, job)
-    job.client.trySend({ type: 'dispatched', requestId: job.clientRequestId, nodeId: node.nodeId })
     this.log.debug(
       { requestId: job.id, nodeId: node.nodeId, model: header.model, sizeBucket: header.sizeBucket },
       'dispatched',

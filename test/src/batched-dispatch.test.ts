@@ -1,5 +1,6 @@
 import type { LullClient } from '@lull/client-sdk'
 import {
+  COORDINATOR_TO_CLIENT,
   COORDINATOR_TO_NODE,
   type CoordinatorToNode,
   decodeMessage,
@@ -17,6 +18,8 @@ describe('batched dispatch', () => {
   let client: LullClient
   /** Every message the coordinator sent to a node, in order. */
   const toNodes: CoordinatorToNode[] = []
+  /** The type of every message the coordinator sent, to nodes and clients, in order. */
+  const sent: string[] = []
 
   beforeAll(async () => {
     network = await startPausableNetwork({
@@ -25,9 +28,15 @@ describe('batched dispatch', () => {
       frameObserver: (direction, payload) => {
         if (direction !== 'out') return
         try {
-          toNodes.push(decodeMessage(payload, COORDINATOR_TO_NODE))
+          const message = decodeMessage(payload, COORDINATOR_TO_NODE)
+          toNodes.push(message)
+          sent.push(`node:${message.type}`)
         } catch {
-          // a frame for a client
+          try {
+            sent.push(`client:${decodeMessage(payload, COORDINATOR_TO_CLIENT).type}`)
+          } catch {
+            // neither
+          }
         }
       },
     })
@@ -92,5 +101,13 @@ describe('batched dispatch', () => {
     const tooMany = [...ok, request(MAX_DISPATCH_BATCH_REQUESTS)]
     expect(COORDINATOR_TO_NODE.safeParse({ type: 'dispatch-batch', requests: tooMany }).success).toBe(false)
     expect(COORDINATOR_TO_NODE.safeParse({ type: 'dispatch-batch', requests: [] }).success).toBe(false)
+  })
+
+  it('tells the client where its request went only after the dispatch was written to the node', async () => {
+    const from = sent.length
+    const answer = await ask(99)
+    expect(answer.text.length).toBeGreaterThan(0)
+    const order = sent.slice(from).filter((type) => type === 'node:dispatch' || type === 'client:dispatched')
+    expect(order).toEqual(['node:dispatch', 'client:dispatched'])
   })
 })
