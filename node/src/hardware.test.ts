@@ -1,6 +1,13 @@
 import { availableParallelism, totalmem } from 'node:os'
 import { describe, expect, it } from 'vitest'
-import { defaultThreads, describeCpu, describeHardware, engineThreadsFor, liveHardware } from './hardware.js'
+import {
+  availableMemoryBytes,
+  defaultThreads,
+  describeCpu,
+  describeHardware,
+  engineThreadsFor,
+  liveHardware,
+} from './hardware.js'
 
 describe('hardware', () => {
   it('advertises static facts with physical cores, and the engine GPU figures', async () => {
@@ -25,6 +32,20 @@ describe('hardware', () => {
     expect([1, 2, 4, 8, 16].map(engineThreadsFor)).toEqual([1, 1, 3, 7, 15])
     expect(engineThreadsFor(0)).toBe(1)
     expect(engineThreadsFor(Number.NaN)).toBe(1)
+  })
+
+  it('counts reclaimable cache as available on macOS, where free pages alone read far too low', async () => {
+    const gib = 1024 ** 3
+    const mac = { platform: 'darwin' as const, freemem: () => 0.4 * gib, mem: async () => ({ available: 9 * gib }) }
+    expect(await availableMemoryBytes(mac)).toBe(9 * gib)
+    // vm_stat failing or reading nothing: the free pages are still a lower bound.
+    const failing = { ...mac, mem: async () => Promise.reject(new Error('vm_stat: not found')) }
+    expect(await availableMemoryBytes(failing)).toBe(0.4 * gib)
+    expect(await availableMemoryBytes({ ...mac, mem: async () => ({ available: 0 }) })).toBe(0.4 * gib)
+    // Linux's and Windows' figure already is the available memory: systeminformation is not asked.
+    const linux = { platform: 'linux' as const, freemem: () => 3 * gib, mem: () => Promise.reject(new Error('unused')) }
+    expect(await availableMemoryBytes(linux)).toBe(3 * gib)
+    expect(await availableMemoryBytes()).toBeGreaterThan(0)
   })
 
   it('reads the live parts on demand', () => {

@@ -59,12 +59,64 @@ export async function describeHardware(gpu: HardwareSummary['gpu'], vramTotalByt
 }
 
 export interface LiveHardware {
+  /** Memory a new allocation can count on (see {@link availableMemoryBytes}). */
   ramFreeBytes: number
   /** One-minute load average of the whole machine (0 on Windows). */
   loadAverage: number
 }
 
-/** The parts of the hardware picture that change: read on every heartbeat. */
+export interface MemorySources {
+  platform: NodeJS.Platform
+  freemem: () => number
+  /** systeminformation's reading; only `available` is used. */
+  mem: () => Promise<{ available: number }>
+}
+
+const SYSTEM_MEMORY_SOURCES: MemorySources = { platform: process.platform, freemem, mem: () => si.mem() }
+
+/**
+ * Memory a new allocation can count on. On Linux `os.freemem()` is the kernel's MemAvailable and on Windows the
+ * available physical memory, both what is wanted. On macOS it is only the free page count, which leaves out the
+ * file cache the kernel hands back on demand (a 16 GiB Mac often reads under 1 GiB "free"): there systeminformation's
+ * `available` (free plus reclaimable cache, from `vm_stat`) is used, falling back to the free pages if it fails.
+ */
+export async function availableMemoryBytes(sources: MemorySources = SYSTEM_MEMORY_SOURCES): Promise<number> {
+  if (sources.platform !== 'darwin') return sources.freemem()
+  try {
+    const { available } = await sources.mem()
+    if (Number.isFinite(available) && available > 0) return available
+  } catch {
+    // vm_stat missing or failing: the free pages are a lower bound.
+  }
+  return sources.freemem()
+}
+
+/** The last macOS reading and when it was taken; reading it spawns `vm_stat`, so at most every few seconds. */
+let macAvailable: { bytes: number; atMs: number } | undefined
+let macRefresh: Promise<void> | undefined
+const MAC_MEMORY_REFRESH_MS = 5_000
+
+/** Takes a fresh reading of available memory for {@link liveHardware} (it only matters on macOS). */
+export async function refreshLiveHardware(): Promise<void> {
+  if (process.platform !== 'darwin') return
+  macRefresh ??= availableMemoryBytes()
+    .then((bytes) => {
+      macAvailable = { bytes, atMs: Date.now() }
+    })
+    .finally(() => {
+      macRefresh = undefined
+    })
+  await macRefresh
+}
+
+/** The parts of the hardware picture that change: read on every heartbeat, synchronously. */
 export function liveHardware(): LiveHardware {
-  return { ramFreeBytes: freemem(), loadAverage: Math.round((loadavg()[0] ?? 0) * 100) / 100 }
+  let ramFreeBytes = freemem()
+  if (process.platform === 'darwin') {
+    if (macAvailable !== undefined) ramFreeBytes = macAvailable.bytes
+    if (macAvailable === undefined || Date.now() - macAvailable.atMs > MAC_MEMORY_REFRESH_MS) {
+      void refreshLiveHardware().catch(() => {})
+    }
+  }
+  return { ramFreeBytes, loadAverage: Math.round((loadavg()[0] ?? 0) * 100) / 100 }
 }

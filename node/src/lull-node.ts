@@ -18,7 +18,7 @@ import {
 import { DEFAULT_SLOTS, HAND_BACK_TIMEOUT_MS } from './constants.js'
 import { CoordinatorLink } from './coordinator-link.js'
 import { DEFAULT_CONTEXT_SIZE_TOKENS, Engine } from './engine/index.js'
-import { describeHardware, liveHardware } from './hardware.js'
+import { describeHardware, liveHardware, refreshLiveHardware } from './hardware.js'
 import {
   type Clock,
   type IdleMode,
@@ -252,6 +252,8 @@ export class LullNode implements AsyncDisposable {
       const benchmark = await engine.benchmark(signal === undefined ? {} : { signal })
       logger.info(benchmark, 'benchmark measured')
       const hardware = await describeHardware(engine.gpu, engine.vramTotalBytes)
+      // The first heartbeat's free memory must be a real reading on macOS too (see availableMemoryBytes).
+      await refreshLiveHardware()
       const keys = await KeyRing.create({
         identity,
         nodeId,

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { Coordinator, createLogger } from '@lull/coordinator'
-import { buildLullTinyGguf } from '@lull/node'
+import { buildLullTinyGguf, describeCpu } from '@lull/node'
 import { loadOrCreateIdentity } from '@lull/proto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { NODE_CLI } from './node-process.js'
@@ -79,6 +79,29 @@ describe('lull-node doctor', () => {
     expect(checks.get('coordinator')).toMatchObject({
       status: 'ok',
       summary: expect.stringContaining('/lull/node/'),
+    })
+  })
+
+  it('warns when --threads leaves no core to the node loop, and says what to use', async () => {
+    const { physicalCores } = await describeCpu()
+    const address = coordinator.multiaddrs[0] as string
+    const threads = String(physicalCores)
+    const { checks } = await doctorJson([
+      '--coordinator',
+      address,
+      '--data-dir',
+      join(dir, 'data'),
+      '--threads',
+      threads,
+    ])
+    if (physicalCores === 1) {
+      // One core: one thread is the only choice, and fine.
+      expect(checks.get('hardware')?.status).toBe('ok')
+      return
+    }
+    expect(checks.get('hardware')).toMatchObject({
+      status: 'warn',
+      fix: expect.stringContaining(`leave --threads out (${physicalCores - 1} here)`),
     })
   })
 

@@ -4,13 +4,13 @@
  * coordinator checks live in their own files.
  */
 import { access, constants as fsConstants, readFile, stat } from 'node:fs/promises'
-import { freemem, totalmem } from 'node:os'
+import { totalmem } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { privateKeyFromProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { IDENTITY_FILE } from '@lull/proto'
 import { getLlama, type Llama, LlamaLogLevel } from 'node-llama-cpp'
-import { describeCpu } from '../hardware.js'
+import { availableMemoryBytes, describeCpu, engineThreadsFor } from '../hardware.js'
 
 export type CheckStatus = 'ok' | 'warn' | 'fail'
 
@@ -111,13 +111,22 @@ export async function checkGpu(llama: Llama | undefined): Promise<CheckResult> {
 
 export async function checkHardware(threads: number): Promise<CheckResult> {
   const cpu = await describeCpu()
-  const summary = `${cpu.model}, ${cpu.physicalCores} physical cores (${cpu.logicalCores} logical), engine threads ${threads}; RAM ${formatGib(totalmem())} (${formatGib(freemem())} free)`
+  const summary = `${cpu.model}, ${cpu.physicalCores} physical cores (${cpu.logicalCores} logical), engine threads ${threads}; RAM ${formatGib(totalmem())} (${formatGib(await availableMemoryBytes())} available)`
+  const fallback = engineThreadsFor(cpu.physicalCores)
   if (threads > cpu.logicalCores) {
     return {
       name: 'hardware',
       status: 'warn',
       summary,
-      fix: `--threads ${threads} is more than the ${cpu.logicalCores} logical cores: decoding slows down; leave --threads out (one per physical core)`,
+      fix: `--threads ${threads} is more than the ${cpu.logicalCores} logical cores: decoding slows down; leave --threads out (${fallback} here)`,
+    }
+  }
+  if (cpu.physicalCores > 1 && threads >= cpu.physicalCores) {
+    return {
+      name: 'hardware',
+      status: 'warn',
+      summary,
+      fix: `--threads ${threads} leaves no core to the node's own loop (sampling, networking): light models can decode many times slower; leave --threads out (${fallback} here), or check with lull-node bench --threads N`,
     }
   }
   return { name: 'hardware', status: 'ok', summary }

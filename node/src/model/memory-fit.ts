@@ -4,8 +4,8 @@
  * types) without loading it. A model that does not fit is refused with what would: fewer slots, a smaller context,
  * or a smaller model file (a lower quantisation or fewer parameters).
  */
-import { freemem } from 'node:os'
 import { GgufInsights, getLlama, readGgufFileInfo } from 'node-llama-cpp'
+import { availableMemoryBytes } from '../hardware.js'
 import { InsufficientMemoryError, type MemoryFitSuggestion } from './errors.js'
 import { type GgufHeader, readGgufHeader } from './gguf-reader.js'
 
@@ -23,7 +23,7 @@ export interface MemoryFitOptions {
   contextSize: number
   /** Whether a GPU may hold part of the model (its free VRAM then counts too). @default 'auto' */
   gpu?: 'auto' | false
-  /** Free RAM in bytes. @default os.freemem() (MemAvailable on Linux) */
+  /** Free RAM in bytes. @default availableMemoryBytes() (MemAvailable on Linux, free + reclaimable on macOS) */
   freeRamBytes?: number
   /**
    * Free VRAM in bytes. @default read from node-llama-cpp when `gpu` is not false, and only when RAM alone is not
@@ -131,7 +131,7 @@ export async function upperBoundMemory(
 export async function checkModelFitsInMemory(path: string, options: MemoryFitOptions): Promise<MemoryEstimate> {
   const { slots, contextSize } = options
   const headroom = options.headroomBytes ?? MEMORY_HEADROOM_BYTES
-  const freeRam = options.freeRamBytes ?? freemem()
+  const freeRam = options.freeRamBytes ?? (await availableMemoryBytes())
   // Most models fit with room to spare: a quick bound from the header says so without starting node-llama-cpp.
   const bound = await upperBoundMemory(path, { slots, contextSize, signal: options.signal })
   if (bound !== undefined && bound.modelBytes + bound.contextBytes + headroom <= freeRam) {
