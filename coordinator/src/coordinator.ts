@@ -40,8 +40,8 @@ import { DispatchBatcher } from './dispatch-batcher.js'
 import { FairQueue } from './fair-queue.js'
 import { createLogger, type Logger } from './logger.js'
 import { type MetricsServer, startMetricsServer } from './metrics-server.js'
+import { NetworkStats, roundTenths } from './network-stats.js'
 import { handleNodeStream } from './node-link.js'
-import { RecentRate } from './recent-rate.js'
 import { type NodeChannel, type NodeEntry, Registry, recordNodeTtft } from './registry.js'
 import { placeRequest } from './scheduler.js'
 import { errorReply } from './wire-errors.js'
@@ -90,9 +90,6 @@ export interface CoordinatorOptions {
   /** Called with the time (ms, from performance.now()) each placement decision took, for benchmarks. */
   onDecisionTimed?: (durationMs: number) => void
 }
-
-/** Time-to-first-token samples kept for the status percentiles. */
-const TTFT_SAMPLES = 1_000
 
 /** A request the coordinator is routing. It never holds a key that opens `sealed`. */
 interface Job {
@@ -152,16 +149,8 @@ export class Coordinator {
   private readonly nodeStaleAfterMs: number
   private readonly maxQueuedRequestsPerModel: number
   private stopped = false
-  // Network totals for the admin view.
-  private requestsServed = 0
-  private requestsFailed = 0
-  private failovers = 0
-  private readonly recentCompletionsMs: number[] = []
-  /** Output tokens of finished requests: in all, and over the last minute. */
-  private outputTokensServed = 0
-  private readonly recentTokens = new RecentRate()
-  private readonly ttftSamplesMs: number[] = []
-  private ttftNext = 0
+  /** Network totals for the admin view. */
+  private readonly stats = new NetworkStats()
 
   private constructor(host: Libp2p, options: CoordinatorOptions, accounts: Accounts) {
     this.host = host
@@ -423,7 +412,7 @@ export class Coordinator {
     if (job === undefined || job.cancelled) return
     if (job.chunksRelayed === 0) {
       const nowMs = Date.now()
-      this.recordTtft(nowMs - job.submittedAtMs)
+      this.stats.timeToFirstToken(nowMs - job.submittedAtMs)
       recordNodeTtft(this.registry.countersOf(node.nodeId), nowMs - job.dispatchedAtMs)
     }
     job.chunksRelayed++
@@ -461,11 +450,7 @@ export class Coordinator {
     counters.requestsServed++
     counters.outputTokensServed += message.usage.outputTokens
     counters.recentTokens.add(message.usage.outputTokens)
-    this.requestsServed++
-    this.outputTokensServed += message.usage.outputTokens
-    this.recentTokens.add(message.usage.outputTokens)
-    this.recentCompletionsMs.push(Date.now())
-    this.trimCompletions()
+    this.stats.served(message.usage.outputTokens)
     this.decide(job, 'finished', `${job.chunksRelayed} chunk(s) relayed`, node.nodeId)
     this.finish(job, { type: 'end', requestId: job.clientRequestId, usage: message.usage })
   }
@@ -580,7 +565,7 @@ export class Coordinator {
         failure = cause.kind === 'error' ? cause.message : this.nodeLostError(job, cause.reason)
       } else {
         counters.failovers++
-        this.failovers++
+        this.stats.failedOver()
         this.log.info(
           { requestId: job.id, fromNodeId: node.nodeId, attempt: job.attempts + 1, reason: why },
           'failing over before the first token',
@@ -600,7 +585,7 @@ export class Coordinator {
       }
     }
     if (failure !== undefined) {
-      this.requestsFailed++
+      this.stats.failed()
       this.finish(
         job,
         failure instanceof Error
@@ -628,23 +613,9 @@ export class Coordinator {
     )
   }
 
-  private recordTtft(ms: number): void {
-    if (this.ttftSamplesMs.length < TTFT_SAMPLES) this.ttftSamplesMs.push(ms)
-    else this.ttftSamplesMs[this.ttftNext] = ms
-    this.ttftNext = (this.ttftNext + 1) % TTFT_SAMPLES
-  }
-
-  private trimCompletions(): void {
-    const cutoff = Date.now() - 60_000
-    let drop = 0
-    while (drop < this.recentCompletionsMs.length && (this.recentCompletionsMs[drop] ?? 0) < cutoff) drop++
-    if (drop > 0) this.recentCompletionsMs.splice(0, drop)
-  }
-
   /** The operator's view: every node and network totals. Ids, counters and times only; never a payload. */
   status(): StatusMessage {
     const nowMs = Date.now()
-    this.trimCompletions()
     const nodes: StatusMessage['nodes'] = []
     let slots = 0
     let busySlots = 0
@@ -675,11 +646,6 @@ export class Coordinator {
       busySlots += node.inFlight
       if (node.state === 'serving') servingNodes++
     }
-    const sorted = [...this.ttftSamplesMs].sort((a, b) => a - b)
-    const percentile = (p: number): number | undefined =>
-      sorted.length === 0 ? undefined : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]
-    const p50 = percentile(50)
-    const p95 = percentile(95)
     return {
       type: 'status',
       nowMs,
@@ -694,14 +660,7 @@ export class Coordinator {
           modelId,
           depth: this.queues.get(modelId)?.size ?? 0,
         })),
-        requestsPerMinute: this.recentCompletionsMs.length,
-        requestsServed: this.requestsServed,
-        requestsFailed: this.requestsFailed,
-        failovers: this.failovers,
-        ...(p50 === undefined ? {} : { ttftP50Ms: p50 }),
-        ...(p95 === undefined ? {} : { ttftP95Ms: p95 }),
-        tokensPerSecond: roundTenths(this.recentTokens.perSecond(nowMs)),
-        outputTokensServed: this.outputTokensServed,
+        ...this.stats.totals(nowMs),
       },
     }
   }
@@ -778,7 +737,7 @@ export class Coordinator {
     } else if (job.node !== undefined && !this.batcher.withdraw(job.node, job)) {
       job.node.channel.trySend({ type: 'cancel', requestId: job.id })
     }
-    this.requestsFailed++
+    this.stats.failed()
     this.finish(job, errorReply(error, job.clientRequestId))
   }
 
@@ -819,10 +778,6 @@ export class Coordinator {
 }
 
 export type { Job }
-
-function roundTenths(value: number): number {
-  return Math.round(value * 10) / 10
-}
 
 function errorSummary(error: unknown): { name: string; message: string } {
   return error instanceof Error

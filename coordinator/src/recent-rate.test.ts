@@ -10,6 +10,8 @@ describe('RecentRate', () => {
     // The first 600 was added at 100 s: at 160 s it is outside the last minute.
     expect(rate.perSecond(160_000)).toBeCloseTo(600 / 60)
     expect(rate.perSecond(200_000)).toBe(0)
+    expect(rate.total(130_999)).toBe(1_200)
+    expect(rate.total(160_000)).toBe(600)
   })
 
   it('a young rate is averaged over its own age, never less than one bucket', () => {

@@ -34,8 +34,8 @@ export class RecentRate {
     this.#buckets[slot] = (this.#buckets[slot] ?? 0) + amount
   }
 
-  /** The amount added within the window ending now, per second. */
-  perSecond(nowMs = Date.now()): number {
+  /** The amount added within the window ending now. */
+  total(nowMs = Date.now()): number {
     const current = Math.floor(nowMs / this.#bucketMs)
     const oldest = current - this.#buckets.length + 1
     let sum = 0
@@ -43,7 +43,12 @@ export class RecentRate {
       const bucket = this.#slotBucket[slot] ?? -1
       if (bucket >= oldest && bucket <= current) sum += this.#buckets[slot] ?? 0
     }
+    return sum
+  }
+
+  /** The amount added within the window ending now, per second. */
+  perSecond(nowMs = Date.now()): number {
     const spanMs = Math.min(this.#windowMs, Math.max(this.#bucketMs, nowMs - this.#sinceMs))
-    return sum / (spanMs / 1000)
+    return this.total(nowMs) / (spanMs / 1000)
   }
 }
