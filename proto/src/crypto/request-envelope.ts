@@ -11,10 +11,8 @@
  * The content key is returned to both sides: the node seals its response stream under it and the client opens it
  * (see `response-stream.ts`).
  */
-import { chacha20poly1305 } from '@noble/ciphers/chacha.js'
-import { sha256 } from '@noble/hashes/sha2.js'
-import { randomBytes } from '@noble/hashes/utils.js'
 import { DecryptionError, LullError, MalformedMessageError, NotARecipientError } from '../errors.js'
+import { aeadOpen, aeadSeal, randomBytes, sha256 } from './aead.js'
 import { assertBytes, assertNonEmptyString, concatBytes, utf8 } from './bytes.js'
 import { HPKE_KEY_BYTES, hpkeOpen, hpkeSeal } from './hpke.js'
 
@@ -72,7 +70,7 @@ export async function sealRequest(
 
   const contentKey = randomBytes(CONTENT_KEY_BYTES)
   const nonce = randomBytes(REQUEST_NONCE_BYTES)
-  const ciphertext = concatBytes(nonce, chacha20poly1305(contentKey, nonce, aad).encrypt(body))
+  const ciphertext = concatBytes(nonce, aeadSeal(contentKey, nonce, body, aad))
   const wrapAad = wrapAssociatedData(ciphertext, aad)
   const keys = await Promise.all(
     recipients.map(async ({ nodeId, publicKey }): Promise<WrappedKey> => {
@@ -141,7 +139,7 @@ export async function openRequest(
   const nonce = ciphertext.subarray(0, REQUEST_NONCE_BYTES)
   let body: Uint8Array
   try {
-    body = chacha20poly1305(contentKey, nonce, aad).decrypt(ciphertext.subarray(REQUEST_NONCE_BYTES))
+    body = aeadOpen(contentKey, nonce, ciphertext.subarray(REQUEST_NONCE_BYTES), aad)
   } catch (cause) {
     throw new DecryptionError('sealed request body failed authentication', { cause })
   }

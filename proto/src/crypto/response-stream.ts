@@ -17,11 +17,8 @@
  * Each chunk costs {@link RESPONSE_CHUNK_OVERHEAD} bytes, and the first {@link RESPONSE_SALT_BYTES} more.
  * Padding, if wanted, goes inside the plaintext.
  */
-import { chacha20poly1305 } from '@noble/ciphers/chacha.js'
-import { hkdf } from '@noble/hashes/hkdf.js'
-import { sha256 } from '@noble/hashes/sha2.js'
-import { randomBytes } from '@noble/hashes/utils.js'
 import { DecryptionError, StreamTruncatedError } from '../errors.js'
+import { aeadOpen, aeadSeal, hkdfSha256, randomBytes } from './aead.js'
 import { assertBytes, concatBytes, utf8 } from './bytes.js'
 
 /** HKDF info (as UTF-8) for the response keys. */
@@ -43,7 +40,7 @@ interface StreamKeys {
 }
 
 function deriveStreamKeys(contentKey: Uint8Array, salt: Uint8Array): StreamKeys {
-  const okm = hkdf(sha256, contentKey, salt, responseInfo, KEY_BYTES + NONCE_BYTES)
+  const okm = hkdfSha256(contentKey, salt, responseInfo, KEY_BYTES + NONCE_BYTES)
   return { key: okm.subarray(0, KEY_BYTES), nonceBase: okm.subarray(KEY_BYTES) }
 }
 
@@ -86,7 +83,7 @@ export class ResponseSealer {
     framed[0] = final ? FLAG_FINAL : FLAG_MORE
     framed.set(plaintext, 1)
     const nonce = chunkNonce(this.#keys.nonceBase, this.#counter)
-    const sealed = chacha20poly1305(this.#keys.key, nonce).encrypt(framed)
+    const sealed = aeadSeal(this.#keys.key, nonce, framed)
     const chunk = this.#counter === 0 ? concatBytes(this.#salt, sealed) : sealed
     this.#counter++
     this.#finished = final
@@ -128,7 +125,7 @@ export class ResponseOpener {
     try {
       const keys = this.#keys ?? deriveStreamKeys(this.#contentKey, chunk.subarray(0, saltBytes))
       const nonce = chunkNonce(keys.nonceBase, this.#counter)
-      framed = chacha20poly1305(keys.key, nonce).decrypt(chunk.subarray(saltBytes))
+      framed = aeadOpen(keys.key, nonce, chunk.subarray(saltBytes))
       this.#keys = keys
     } catch (cause) {
       return this.#fail('response chunk failed authentication (tampered, reordered, duplicated or wrong key)', cause)
