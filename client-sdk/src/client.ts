@@ -301,8 +301,11 @@ export class LullClient implements AsyncDisposable {
           }
           return
         } catch (error) {
-          if (resumes > 0 && error instanceof ModelNotFoundError) {
-            // Resuming found no node to continue on (the lost ones excluded, trustedNodes applied).
+          if (
+            resumes > 0 &&
+            (error instanceof ModelNotFoundError || (error instanceof LullError && error.code === ErrorCode.NoCapacity))
+          ) {
+            // Resuming found no node to continue on (the lost ones excluded, trustedNodes applied), retries included.
             throw new ResumeFailedError(
               `the answer's node was lost after part of it was received, and no other node can resume it: ${error.message}`,
               { cause: error, partialText: received, ...(lost === undefined ? {} : { requestId: lost.requestId }) },
@@ -348,10 +351,22 @@ export class LullClient implements AsyncDisposable {
     const { signal } = options
     if (signal?.aborted) throw new AbortError()
     const requestId = createRequestId()
-    const nodes = (await this.#nodesFor(options.model, signal)).filter((node) => !excluded.has(node.nodeId))
-    if (nodes.length === 0) {
-      throw new ModelNotFoundError(`no node other than the lost one(s) serves model "${options.model}"`)
+    // When resuming (the lost nodes excluded), finding no node is a passing state: nodes come and go. It is a
+    // retryable no-capacity, retried with backoff like any failure before a first token, the catalogue fetched anew.
+    const noneRightNow = (why: string) =>
+      errorFromWire(
+        ErrorCode.NoCapacity,
+        `no node other than the lost one(s) can continue the answer right now: ${why}`,
+      )
+    let served: Awaited<ReturnType<LullClient['models']>>[number]['nodes']
+    try {
+      served = await this.#nodesFor(options.model, signal)
+    } catch (error) {
+      if (excluded.size > 0 && error instanceof ModelNotFoundError) throw noneRightNow(error.message)
+      throw error
     }
+    const nodes = served.filter((node) => !excluded.has(node.nodeId))
+    if (nodes.length === 0) throw noneRightNow(`only the lost one(s) serve model "${options.model}"`)
     const candidates = chooseCandidates(nodes, this.#candidates)
     const maxTokens = options.maxTokens ?? DEFAULT_MAX_TOKENS
     const body = encodeRequestBody({

@@ -49,9 +49,16 @@ export class TimeoutError extends LullError {
 export class ResumeFailedError extends LullError {
   override name = 'ResumeFailedError'
   readonly partialText: string
+  /**
+   * `isRetryable` says whether asking again may work, as its cause does: a node lost and none free to take over is
+   * a passing state of the network. The app already has `partialText`; a new request starts a new answer.
+   */
   constructor(message: string, options: { cause?: unknown; requestId?: string; partialText: string }) {
     const { partialText, ...rest } = options
-    super(ErrorCode.NodeLost, message, { ...rest, isRetryable: false })
+    super(ErrorCode.NodeLost, message, {
+      ...rest,
+      isRetryable: options.cause instanceof LullError && options.cause.isRetryable,
+    })
     this.partialText = partialText
   }
 }

@@ -139,7 +139,7 @@ program
   .description(
     "show the scheduling decisions for a recent request (the client's or the node-side request id), with reasons",
   )
-  .argument('<request-id>', 'the request id')
+  .argument('<request-id>', "the request id (one that starts with '-' goes after --: explain -- -abc…)")
   .requiredOption('--coordinator <multiaddr>', "the coordinator's address, ending in /p2p/<peer id>")
   .option('--api-key <key>', 'an API key with the admin role (keys create --admin). Default: $LULL_API_KEY')
   .option('--json', 'print as JSON', false)

@@ -1,4 +1,8 @@
+import { join } from 'node:path'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { type FinishEvent, LullClient, ResumeFailedError } from '@lull/client-sdk'
+import { createLogger, LullNode } from '@lull/node'
+import { loadOrCreateIdentity } from '@lull/proto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestNetwork, type TestNetwork } from './network-fixture.js'
 import { SCRIPTED_PARTIAL, SCRIPTED_PARTIAL_TOKENS, ScriptedNode } from './scripted-node.js'
@@ -166,12 +170,64 @@ describe('resume after the first token', () => {
       })().catch((failure: unknown) => failure)
       expect(text).toBe(SCRIPTED_PARTIAL)
       expect(error).toBeInstanceOf(ResumeFailedError)
-      expect(error).toMatchObject({ name: 'ResumeFailedError', code: 'node-lost', isRetryable: false })
+      // Retryable: the network may have a node for it later (a new request starts a new answer).
+      expect(error).toMatchObject({ name: 'ResumeFailedError', code: 'node-lost', isRetryable: true })
       // What this request yielded, not the app's own assistant prefix.
       expect((error as ResumeFailedError).partialText).toBe(SCRIPTED_PARTIAL)
       expect((error as ResumeFailedError).requestId).toMatch(/\S/)
     } finally {
       await pinned.close()
+    }
+  })
+
+  it('waits, with backoff, for a node to resume on when none is up at the moment of the loss', async () => {
+    const node = await startCrashingNode()
+    // The node that will take over is not running yet; its identity (and so its id) exists already.
+    const laterDir = join(network.dataDir, 'later-node')
+    const laterId = peerIdFromPrivateKey(await loadOrCreateIdentity(laterDir)).toString()
+    const pinned = await LullClient.connect({
+      coordinator: network.address,
+      trustedNodes: [node.nodeId, laterId],
+      maxRetries: 5,
+    })
+    let later: Promise<LullNode> | undefined
+    try {
+      const dispatchedTo: string[] = []
+      let text = ''
+      let finish: FinishEvent | undefined
+      for await (const event of pinned.chat({
+        model: 'lull-tiny',
+        messages: [{ role: 'user', content: PROMPT }],
+        temperature: 0,
+        maxTokens: 40,
+        onDispatched: (info) => dispatchedTo.push(info.nodeId),
+      })) {
+        if (event.type === 'finish') {
+          finish = event
+          continue
+        }
+        text += event.text
+        if (later === undefined) {
+          // Lost after its first chunk, with no other trusted node up: the resume has to wait for one.
+          node.abortLink()
+          // Not awaited: the client reads on and finds the loss while this node is still loading its model.
+          later = LullNode.start({
+            coordinator: network.address,
+            model: 'lull-tiny',
+            dataDir: laterDir,
+            slots: 1,
+            threads: 1,
+            logger: createLogger('silent'),
+          })
+        }
+      }
+      expect(text.startsWith(SCRIPTED_PARTIAL)).toBe(true)
+      expect(text.length).toBeGreaterThan(SCRIPTED_PARTIAL.length)
+      expect(finish?.finishReason).toBe('length')
+      expect(dispatchedTo).toEqual([node.nodeId, laterId])
+    } finally {
+      await pinned.close()
+      await (await later)?.stop()
     }
   })
 })

@@ -101,6 +101,9 @@ describe('lull-coordinator status', () => {
     expect(explained.requestId).toBe(requestId)
     expect(explained.decisions.map((decision) => decision.event)).toEqual(['placed', 'finished'])
     expect(explained.decisions[0]?.reason).toMatch(/score [\d.]+ = \d+\/\d+ free × speed/)
+    // An id that starts with a dash (older clients made some) goes after --.
+    const dashed = await cli(['explain', '--coordinator', network.address, '--', '-no-such-request'])
+    expect(dashed.stderr).toMatch(/no recent request/)
     const unknown = await cli(['explain', 'no-such-request-id', '--coordinator', network.address])
     expect(unknown.code).toBe(1)
     expect(unknown.stderr).toMatch(/no recent request/)
