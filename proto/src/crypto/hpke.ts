@@ -1,17 +1,16 @@
 /**
  * HPKE (RFC 9180), base mode, one suite: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305.
  *
- * A thin layer over `@hpke/core` and `@hpke/chacha20poly1305`, with X25519 and HKDF from `node:crypto`
+ * A thin layer over `@hpke/core`, with X25519, HKDF and ChaCha20-Poly1305 from `node:crypto`
  * (hpke-primitives.ts: several times faster than the WebCrypto path `@hpke/core` uses by default). It takes and
  * returns raw `Uint8Array` keys, checks its arguments at entry, and turns every failure to open into a
  * {@link DecryptionError}: callers never see a library error for hostile input.
  */
 
-import { Chacha20Poly1305 } from '@hpke/chacha20poly1305'
 import { CipherSuite } from '@hpke/core'
 import { DecryptionError } from '../errors.js'
 import { assertBytes, equalBytes } from './bytes.js'
-import { NodeDhkemX25519HkdfSha256, NodeHkdfSha256, nodeX25519 } from './hpke-primitives.js'
+import { NodeChacha20Poly1305, NodeDhkemX25519HkdfSha256, NodeHkdfSha256, nodeX25519 } from './hpke-primitives.js'
 
 /** Length of an X25519 public key, secret key and encapsulated key (`Npk`, `Nsk`, `Nenc`). */
 export const HPKE_KEY_BYTES = 32
@@ -58,7 +57,7 @@ export interface HpkeSenderOptions {
 const suite = new CipherSuite({
   kem: new NodeDhkemX25519HkdfSha256(),
   kdf: new NodeHkdfSha256(),
-  aead: new Chacha20Poly1305(),
+  aead: new NodeChacha20Poly1305(),
 })
 
 /**
