@@ -3,11 +3,11 @@ import {
   COORDINATOR_TO_CLIENT,
   COORDINATOR_TO_NODE,
   type CoordinatorToNode,
-  decodeMessage,
   MAX_DISPATCH_BATCH_REQUESTS,
   type RequestHeader,
 } from '@lull/proto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { messageOf } from './frames.js'
 import { type PausableNetwork, startPausableNetwork } from './pausable-network.js'
 
 const SLOTS = 4
@@ -27,17 +27,13 @@ describe('batched dispatch', () => {
       slots: SLOTS,
       frameObserver: (direction, payload) => {
         if (direction !== 'out') return
-        try {
-          const message = decodeMessage(payload, COORDINATOR_TO_NODE)
-          toNodes.push(message)
-          sent.push(`node:${message.type}`)
-        } catch {
-          try {
-            sent.push(`client:${decodeMessage(payload, COORDINATOR_TO_CLIENT).type}`)
-          } catch {
-            // neither
-          }
+        const toNode = messageOf(payload, COORDINATOR_TO_NODE)
+        if (toNode !== undefined) {
+          toNodes.push(toNode)
+          sent.push(`node:${toNode.type}`)
         }
+        const toClient = messageOf(payload, COORDINATOR_TO_CLIENT)
+        if (toClient !== undefined) sent.push(`client:${toClient.type}`)
       },
     })
     client = await network.client()

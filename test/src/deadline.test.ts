@@ -9,7 +9,6 @@ import {
   type CoordinatorToClient,
   createLullHost,
   createRequestId,
-  decodeMessage,
   encodeHeaderAad,
   encodeRequestBody,
   MessageChannel,
@@ -18,6 +17,7 @@ import {
 } from '@lull/proto'
 import { multiaddr } from '@multiformats/multiaddr'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { messageOf } from './frames.js'
 import { startTestNetwork, type TestNetwork } from './network-fixture.js'
 import { type ScriptedBehaviour, ScriptedNode } from './scripted-node.js'
 import { until } from './until.js'
@@ -51,14 +51,10 @@ describe('deadlines and the queue wait budget', () => {
       coordinatorOptions: { queueTimeoutMs: 2_000 },
       frameObserver: (direction, payload) => {
         if (direction !== 'out') return
-        try {
-          const message = decodeMessage(payload, COORDINATOR_TO_NODE)
-          if (message.type === 'cancel') cancelsToNodes.push(message.requestId)
-          if (message.type === 'dispatch') dispatchedIds.push(message.requestId)
-          if (message.type === 'dispatch-batch') dispatchedIds.push(...message.requests.map((r) => r.requestId))
-        } catch {
-          // a frame for a client
-        }
+        const message = messageOf(payload, COORDINATOR_TO_NODE)
+        if (message?.type === 'cancel') cancelsToNodes.push(message.requestId)
+        if (message?.type === 'dispatch') dispatchedIds.push(message.requestId)
+        if (message?.type === 'dispatch-batch') dispatchedIds.push(...message.requests.map((r) => r.requestId))
       },
     })
     client = await LullClient.connect({ coordinator: network.address, maxRetries: 0 })

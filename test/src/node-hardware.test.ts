@@ -1,7 +1,8 @@
 import { availableParallelism, totalmem } from 'node:os'
 import type { LullClient } from '@lull/client-sdk'
-import { decodeMessage, type HeartbeatMessage, NODE_TO_COORDINATOR, type RegisterMessage } from '@lull/proto'
+import { type HeartbeatMessage, NODE_TO_COORDINATOR, type RegisterMessage } from '@lull/proto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { messageOf } from './frames.js'
 import { startTestNetwork, type TestNetwork } from './network-fixture.js'
 
 const MIB = 1024 ** 2
@@ -17,13 +18,9 @@ describe('hardware a node advertises', () => {
       nodes: 1,
       frameObserver: (direction, payload) => {
         if (direction !== 'in') return
-        try {
-          const message = decodeMessage(payload, NODE_TO_COORDINATOR)
-          if (message.type === 'register') registrations.push(message)
-          if (message.type === 'heartbeat') heartbeats.push(message)
-        } catch {
-          // a client's frame
-        }
+        const message = messageOf(payload, NODE_TO_COORDINATOR)
+        if (message?.type === 'register') registrations.push(message)
+        if (message?.type === 'heartbeat') heartbeats.push(message)
       },
     })
     client = await network.client()

@@ -4,9 +4,10 @@ import { join } from 'node:path'
 import { LullClient } from '@lull/client-sdk'
 import { Coordinator, createLogger } from '@lull/coordinator'
 import { createLogger as createNodeLogger, LullNode, readStatusFile } from '@lull/node'
-import { decodeMessage, NODE_TO_COORDINATOR } from '@lull/proto'
+import { NODE_TO_COORDINATOR } from '@lull/proto'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { AWAY, ControlledSignals, OWNER_BACK } from './controlled-signals.js'
+import { messageOf } from './frames.js'
 import { type NodeProcess, startNodeProcess } from './node-process.js'
 
 /** What the coordinator heard from nodes, in order: each heartbeat's state, and whether the node was still listed. */
@@ -35,16 +36,11 @@ describe('lull-node shutdown on a signal', () => {
       listen: ['/ip4/127.0.0.1/tcp/0'],
       logger: createLogger('silent'),
       frameObserver: (direction, payload) => {
-        if (direction !== 'in') return
-        try {
-          const message = decodeMessage(payload, NODE_TO_COORDINATOR)
-          if (message.type !== 'heartbeat') return
-          // Runs before the coordinator handles the frame: `listed` says whether the node was still registered.
-          const listed = coordinator.status().nodes.some((entry) => entry.nodeId === node?.nodeId)
-          heard.push({ state: message.state, reason: message.reason, listed })
-        } catch {
-          // a client's frame
-        }
+        const message = direction === 'in' ? messageOf(payload, NODE_TO_COORDINATOR) : undefined
+        if (message?.type !== 'heartbeat') return
+        // Runs before the coordinator handles the frame: `listed` says whether the node was still registered.
+        const listed = coordinator.status().nodes.some((entry) => entry.nodeId === node?.nodeId)
+        heard.push({ state: message.state, reason: message.reason, listed })
       },
     })
   })
