@@ -25,7 +25,7 @@ import {
   type Usage,
 } from '@lull/proto'
 import { multiaddr } from '@multiformats/multiaddr'
-import { chooseCandidates, type ModelInfo, verifiedModels } from './catalogue.js'
+import { chooseCandidates, type ModelInfo, type NodeInfo, verifiedModels } from './catalogue.js'
 import { type ChatEvent, ChatStream } from './chat-stream.js'
 import { AbortError, ConnectionError, ModelNotFoundError, ResumeFailedError, TimeoutError } from './errors.js'
 import { DEFAULT_MAX_RETRIES, type RetryInfo, withRetries } from './internal/retry-policy.js'
@@ -358,7 +358,7 @@ export class LullClient implements AsyncDisposable {
         ErrorCode.NoCapacity,
         `no node other than the lost one(s) can continue the answer right now: ${why}`,
       )
-    let served: Awaited<ReturnType<LullClient['models']>>[number]['nodes']
+    let served: NodeInfo[]
     try {
       served = await this.#nodesFor(options.model, signal)
     } catch (error) {
