@@ -17,7 +17,8 @@ const LONG_REQUEST = {
   model: 'lull-tiny',
   messages: [{ role: 'user' as const, content: 'Go on for a long time' }],
   maxTokens: 2000,
-  seed: 11,
+  // Greedy: lull-tiny then never ends early (a sampled answer may end after a few sentences).
+  temperature: 0,
 }
 
 async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
