@@ -11,7 +11,7 @@ export interface DispatchBatcherComponents<J> {
   /** The node's link refused the message: these jobs never reached `node`. */
   onSendFailed(jobs: J[], node: NodeEntry): void
   /** These jobs left for `node` (after the message is written, so the node hears first). */
-  onSent?(jobs: J[], node: NodeEntry): void
+  onSent(jobs: J[], node: NodeEntry): void
 }
 
 export interface DispatchBatcherOptions {
@@ -114,7 +114,7 @@ export class DispatchBatcher<J> {
         }
       }
       if (!sent) this.#components.onSendFailed(groupJobs, node)
-      else this.#components.onSent?.(groupJobs, node)
+      else this.#components.onSent(groupJobs, node)
     }
   }
 }

@@ -4,17 +4,7 @@
  */
 export * from './constants.js'
 export * from './engine/index.js'
-export {
-  availableMemoryBytes,
-  defaultThreads,
-  describeCpu,
-  describeHardware,
-  engineThreadsFor,
-  type LiveHardware,
-  liveHardware,
-  type MemorySources,
-  refreshLiveHardware,
-} from './hardware.js'
+export { defaultThreads, describeCpu, describeHardware, type LiveHardware, liveHardware } from './hardware.js'
 export * from './idle-policy.js'
 export { SystemIdleSignals } from './idle-signals.js'
 export { createLogger, type Logger } from './logger.js'
