@@ -30,23 +30,34 @@ async function startCrashingNode(): Promise<ScriptedNode> {
   return node
 }
 
-/** Runs a greedy chat whose node crashes after its first chunk, and collects what the app sees. */
-async function chatThroughCrash(node: ScriptedNode, maxTokens: number) {
+/**
+ * Runs a greedy chat whose node crashes after its first chunk, and collects what the app sees. `onCrash` runs once,
+ * right after the crash; `via` is the client to ask (the shared one by default).
+ */
+async function chatThroughCrash(
+  node: ScriptedNode,
+  maxTokens: number,
+  options: { via?: LullClient; onCrash?: () => void } = {},
+) {
   let text = ''
   let finish: FinishEvent | undefined
-  for await (const event of client.chat({
+  const dispatchedTo: string[] = []
+  for await (const event of (options.via ?? client).chat({
     model: 'lull-tiny',
     messages: [{ role: 'user', content: PROMPT }],
     temperature: 0,
     maxTokens,
+    onDispatched: (info) => dispatchedTo.push(info.nodeId),
   })) {
     if (event.type === 'finish') finish = event
     else {
+      const first = text === ''
       text += event.text
       node.abortLink()
+      if (first) options.onCrash?.()
     }
   }
-  return { text, finish }
+  return { text, finish, dispatchedTo }
 }
 
 beforeAll(async () => {
@@ -192,25 +203,11 @@ describe('resume after the first token', () => {
     })
     let later: Promise<LullNode> | undefined
     try {
-      const dispatchedTo: string[] = []
-      let text = ''
-      let finish: FinishEvent | undefined
-      for await (const event of pinned.chat({
-        model: 'lull-tiny',
-        messages: [{ role: 'user', content: PROMPT }],
-        temperature: 0,
-        maxTokens: 40,
-        onDispatched: (info) => dispatchedTo.push(info.nodeId),
-      })) {
-        if (event.type === 'finish') {
-          finish = event
-          continue
-        }
-        text += event.text
-        if (later === undefined) {
-          // Lost after its first chunk, with no other trusted node up: the resume has to wait for one.
-          node.abortLink()
-          // Not awaited: the client reads on and finds the loss while this node is still loading its model.
+      // Lost after its first chunk, with no other trusted node up: the resume has to wait for one. The new node is
+      // not awaited: the client reads on and finds the loss while this node is still loading its model.
+      const { text, finish, dispatchedTo } = await chatThroughCrash(node, 40, {
+        via: pinned,
+        onCrash: () => {
           later = LullNode.start({
             coordinator: network.address,
             model: 'lull-tiny',
@@ -219,8 +216,8 @@ describe('resume after the first token', () => {
             threads: 1,
             logger: createLogger('silent'),
           })
-        }
-      }
+        },
+      })
       expect(text.startsWith(SCRIPTED_PARTIAL)).toBe(true)
       expect(text.length).toBeGreaterThan(SCRIPTED_PARTIAL.length)
       expect(finish?.finishReason).toBe('length')
