@@ -8,6 +8,7 @@ import {
   COORDINATOR_TO_CLIENT,
   createLullHost,
   createRequestId,
+  createRequestSenderPool,
   DEFAULT_CANDIDATES,
   decodeResponsePiece,
   ErrorCode,
@@ -139,6 +140,11 @@ export class LullClient implements AsyncDisposable {
    * (about 5 ms on loopback), which would otherwise be part of every request's time to first token.
    */
   #spare: Promise<Stream> | undefined
+  /**
+   * HPKE sender contexts set up ahead for the nodes this client seals to, prepared while an answer is awaited:
+   * setting one up is most of the cost of sealing (~0.5 ms per candidate), on the way to the first token otherwise.
+   */
+  readonly #senders = createRequestSenderPool()
   #closed = false
   readonly #coordinator: ReturnType<typeof multiaddr>
   readonly #candidates: number
@@ -231,6 +237,7 @@ export class LullClient implements AsyncDisposable {
 
   async close(): Promise<void> {
     this.#closed = true
+    this.#senders.clear()
     const spare = this.#spare
     this.#spare = undefined
     spare?.then(
@@ -399,6 +406,7 @@ export class LullClient implements AsyncDisposable {
         body,
         candidates.map((node) => ({ nodeId: node.nodeId, publicKey: node.certificate.hpkePublicKey })),
         encodeHeaderAad(header),
+        { senders: this.#senders },
       )
     } catch (error) {
       opening.then(
@@ -421,6 +429,7 @@ export class LullClient implements AsyncDisposable {
       let opener: ResponseOpener | undefined
       let nodeId: string | undefined
       let finish: { reason: FinishReason; usage: Usage } | undefined
+      let refilling = false
       for await (const received of channel) {
         // The stream broke after the answer's final sealed chunk: the answer is whole, only `end` was lost.
         if (!received.ok && finish !== undefined && opener?.finished === true) break
@@ -437,6 +446,14 @@ export class LullClient implements AsyncDisposable {
           case 'chunk': {
             if (opener === undefined)
               throw new StreamTruncatedError('a chunk arrived before the request was dispatched', { requestId })
+            if (!refilling) {
+              // The first token is here: prepare the next sender contexts while the rest streams in. (Right after
+              // sending, the work would compete with the request on its way to the first token.)
+              refilling = true
+              setImmediate(() => {
+                if (!this.#closed) void this.#senders.refill()
+              })
+            }
             const { plaintext } = opener.open(message.data)
             const piece = decodeResponsePiece(plaintext)
             if (piece.text.length > 0) {

@@ -31,6 +31,7 @@ export {
 } from './node-certificate.js'
 export {
   CONTENT_KEY_BYTES,
+  createRequestSenderPool,
   openRequest,
   REQUEST_HPKE_INFO,
   REQUEST_NONCE_BYTES,
@@ -47,6 +48,7 @@ export {
   ResponseOpener,
   ResponseSealer,
 } from './response-stream.js'
+export { DEFAULT_SENDER_POOL_KEYS, HpkeSenderPool } from './sender-pool.js'
 export {
   type SignedUsageFields,
   signUsage,

@@ -13,8 +13,9 @@
  */
 import { DecryptionError, LullError, MalformedMessageError, NotARecipientError } from '../errors.js'
 import { aeadOpen, aeadSeal, randomBytes, sha256 } from './aead.js'
-import { assertBytes, assertNonEmptyString, concatBytes, utf8 } from './bytes.js'
-import { HPKE_KEY_BYTES, hpkeOpen, hpkeSeal } from './hpke.js'
+import { assertBytes, assertNonEmptyString, concatBytes, equalBytes, utf8 } from './bytes.js'
+import { HPKE_KEY_BYTES, hpkeOpen, hpkeSetupSender } from './hpke.js'
+import { HpkeSenderPool } from './sender-pool.js'
 
 /** HPKE `info` (as UTF-8) for wrapping request content keys. */
 export const REQUEST_HPKE_INFO = 'lull request v1'
@@ -46,17 +47,27 @@ export interface RequestRecipient {
   publicKey: Uint8Array
 }
 
+/** A pool of HPKE sender contexts prepared for request sealing (see {@link sealRequest}'s `senders`). */
+export function createRequestSenderPool(options: { maxKeys?: number } = {}): HpkeSenderPool {
+  return new HpkeSenderPool(requestInfo, options)
+}
+
 /**
  * Seals `body` once and wraps its content key for every recipient. `aad` is bound into the body and every wrap.
+ * `senders` (from {@link createRequestSenderPool}) supplies sender contexts prepared ahead, when it has them.
  * Throws `TypeError` / `RangeError` on bad arguments (no recipients, duplicate node ids, bad public keys).
  */
 export async function sealRequest(
   body: Uint8Array,
   recipients: ReadonlyArray<RequestRecipient>,
   aad: Uint8Array,
+  { senders }: { senders?: HpkeSenderPool } = {},
 ): Promise<{ sealed: SealedRequest; contentKey: Uint8Array }> {
   assertBytes(body, 'sealRequest: body')
   assertBytes(aad, 'sealRequest: aad')
+  if (senders !== undefined && !equalBytes(senders.info, requestInfo)) {
+    throw new RangeError('sealRequest: senders must be a pool made by createRequestSenderPool')
+  }
   if (!Array.isArray(recipients) || recipients.length === 0) {
     throw new RangeError('sealRequest: recipients must be a non-empty array')
   }
@@ -74,11 +85,8 @@ export async function sealRequest(
   const wrapAad = wrapAssociatedData(ciphertext, aad)
   const keys = await Promise.all(
     recipients.map(async ({ nodeId, publicKey }): Promise<WrappedKey> => {
-      const { enc, ciphertext: wrappedKey } = await hpkeSeal(publicKey, contentKey, {
-        info: requestInfo,
-        aad: wrapAad,
-      })
-      return { nodeId, enc, wrappedKey }
+      const sender = await (senders?.take(publicKey) ?? hpkeSetupSender(publicKey, requestInfo))
+      return { nodeId, enc: sender.enc, wrappedKey: await sender.seal(contentKey, wrapAad) }
     }),
   )
   return { sealed: { ciphertext, keys }, contentKey }
