@@ -218,6 +218,7 @@ export class LullClient implements AsyncDisposable {
       throw new ConnectionError(`fetching the catalogue failed: ${(error as Error).message}`, { cause: error })
     } finally {
       await channel.close()
+      this.#prepareSpare()
     }
   }
 
@@ -423,13 +424,25 @@ export class LullClient implements AsyncDisposable {
     const onAbort = (): void => channel.abort(new AbortError(undefined, { requestId }))
     signal?.addEventListener('abort', onAbort, { once: true })
     let finished = false
+    // Once the first token is in (or the attempt is over), the next request's stream and sender contexts are
+    // prepared. Earlier, that work would compete with this request on its way to the first token: a new stream's
+    // negotiation even reached the coordinator ahead of this request's submit.
+    let preparing = false
+    const prepareNext = (): void => {
+      if (preparing) return
+      preparing = true
+      setImmediate(() => {
+        if (this.#closed) return
+        this.#prepareSpare()
+        void this.#senders.refill()
+      })
+    }
     try {
       const apiKey = this.#apiKey === undefined ? {} : { apiKey: this.#apiKey }
       await channel.send({ type: 'submit', ...apiKey, requestId, header, sealed })
       let opener: ResponseOpener | undefined
       let nodeId: string | undefined
       let finish: { reason: FinishReason; usage: Usage } | undefined
-      let refilling = false
       for await (const received of channel) {
         // The stream broke after the answer's final sealed chunk: the answer is whole, only `end` was lost.
         if (!received.ok && finish !== undefined && opener?.finished === true) break
@@ -446,14 +459,7 @@ export class LullClient implements AsyncDisposable {
           case 'chunk': {
             if (opener === undefined)
               throw new StreamTruncatedError('a chunk arrived before the request was dispatched', { requestId })
-            if (!refilling) {
-              // The first token is here: prepare the next sender contexts while the rest streams in. (Right after
-              // sending, the work would compete with the request on its way to the first token.)
-              refilling = true
-              setImmediate(() => {
-                if (!this.#closed) void this.#senders.refill()
-              })
-            }
+            prepareNext()
             const { plaintext } = opener.open(message.data)
             const piece = decodeResponsePiece(plaintext)
             if (piece.text.length > 0) {
@@ -501,6 +507,7 @@ export class LullClient implements AsyncDisposable {
         requestId,
       })
     } finally {
+      prepareNext()
       signal?.removeEventListener('abort', onAbort)
       if (!finished) {
         // The caller left early, aborted, or the answer failed: tell the coordinator to stop the node.
@@ -534,19 +541,17 @@ export class LullClient implements AsyncDisposable {
     return allowed
   }
 
-  /** A stream to the coordinator for one request: the spare opened ahead of time when it is still usable. */
+  /**
+   * A stream to the coordinator for one request: the spare opened ahead of time when it is still usable. The next
+   * spare is opened by the caller once it is past its own latency-critical part.
+   */
   async #openStream(signal: AbortSignal | undefined): Promise<Stream> {
     const spare = this.#spare
     this.#spare = undefined
     const ready = spare === undefined ? undefined : await untilSettledOrAborted(spare, signal)
-    if (ready !== undefined && ready.status === 'open' && ready.writeStatus === 'writable') {
-      this.#prepareSpare()
-      return ready
-    }
+    if (ready !== undefined && ready.status === 'open' && ready.writeStatus === 'writable') return ready
     ready?.abort(new Error('stale spare stream'))
-    const stream = await this.#newStream(signal)
-    this.#prepareSpare()
-    return stream
+    return await this.#newStream(signal)
   }
 
   #prepareSpare(): void {

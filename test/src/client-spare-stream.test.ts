@@ -43,7 +43,7 @@ describe('the spare stream', () => {
       expect(await client.chat(REQUEST).text()).not.toBe('')
 
       process.kill(pid, 'SIGSTOP')
-      // This request takes the open spare and gets no answer; taking it starts the next spare, which cannot open.
+      // This request takes the open spare and gets no answer; when it ends, the next spare is started and cannot open.
       await expect(client.chat({ ...REQUEST, signal: abortedAfter(200) }).text()).rejects.toBeInstanceOf(AbortError)
       // This one has to wait for that spare. Its abort must end the wait: without that it would take libp2p's
       // 10 s negotiation timeout (5 s here is 25× what the abort needs, and half of that timeout).
