@@ -525,9 +525,18 @@ export class LullClient implements AsyncDisposable {
       fresh && this.#catalogue !== undefined
         ? this.#catalogue.models
         : await this.models({ ...(signal ? { signal } : {}) })
+    if (models.length === 0) {
+      // No node at all, as just after the coordinator restarted: a passing state, not a wrong model name. Retryable
+      // (and this empty catalogue is not kept), so the request waits for nodes to come back, with backoff.
+      this.#catalogue = undefined
+      throw errorFromWire(
+        ErrorCode.NoCapacity,
+        `no node with a valid certificate serves any model right now (nodes may be starting or reconnecting); asked for "${model}"`,
+      )
+    }
     const nodes = models.find((entry) => entry.id === model)?.nodes
     if (nodes === undefined || nodes.length === 0) {
-      const served = models.map((entry) => entry.id).join(', ') || 'none'
+      const served = models.map((entry) => entry.id).join(', ')
       throw new ModelNotFoundError(`no node with a valid certificate serves model "${model}" (served: ${served})`)
     }
     const trusted = this.#trustedNodes

@@ -94,3 +94,46 @@ describe('retries before the first token', () => {
     await until(() => cancelled() > before, 'the node to cancel the request', 20_000, 100)
   })
 })
+
+describe('a network with no node (yet)', () => {
+  let network: TestNetwork
+
+  beforeAll(async () => {
+    network = await startTestNetwork({ nodes: 0 })
+  })
+
+  afterAll(async () => {
+    await network?.stop()
+  })
+
+  it('is a retryable no-capacity, retried with backoff; a node that joins meanwhile answers the request', async () => {
+    const retried: RetryInfo[] = []
+    const client = await LullClient.connect({
+      coordinator: network.address,
+      maxRetries: 1,
+      onRetry: (info) => retried.push(info),
+    })
+    try {
+      // An empty network (as just after a coordinator restart) says nothing about the model name: not model-not-found.
+      await expect(client.chat(REQUEST).final()).rejects.toMatchObject({ code: 'no-capacity', isRetryable: true })
+      expect(retried).toMatchObject([{ retry: 1, error: { code: 'no-capacity' } }])
+
+      // With retries to spare, the same client's next request rides out the node's start-up.
+      const patient = client.chat({ ...REQUEST, maxRetries: 20 }).final()
+      const node = await LullNode.start({
+        coordinator: network.address,
+        model: 'lull-tiny',
+        dataDir: join(network.dataDir, 'late-node'),
+        slots: 1,
+        threads: 1,
+        logger: createNodeLogger('silent'),
+      })
+      network.nodes.push(node)
+      const result = await patient
+      expect(result.text.length).toBeGreaterThan(0)
+      expect(result.nodeId).toBe(node.nodeId)
+    } finally {
+      await client.close()
+    }
+  })
+})
