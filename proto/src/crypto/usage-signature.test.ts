@@ -21,6 +21,19 @@ describe('usage signatures', () => {
     expect(await verifyUsageSignature(fields, signature, 'not a peer id')).toBe(false)
   })
 
+  it("is plain Ed25519 over the signing bytes: libp2p's own key objects verify ours and sign what we verify", async () => {
+    const key = await generateKeyPair('Ed25519')
+    const nodeId = peerIdFromPrivateKey(key).toString()
+    const fields = { requestId: 'req_12345678', modelId: 'lull-tiny', promptTokens: 3, outputTokens: 9 }
+    const ours = await signUsage(fields, key)
+    expect(await key.publicKey.verify(usageSigningBytes(fields), ours)).toBe(true)
+    const theirs = await key.sign(usageSigningBytes(fields))
+    expect(await verifyUsageSignature(fields, theirs, nodeId)).toBe(true)
+    // A second signature and verification reuse the kept key objects and agree.
+    expect(await signUsage(fields, key)).toEqual(ours)
+    expect(await verifyUsageSignature({ ...fields, outputTokens: 10 }, ours, nodeId)).toBe(false)
+  })
+
   it('encodes counts the same whatever their size', () => {
     const small = usageSigningBytes({ requestId: 'r', modelId: 'm', promptTokens: 1, outputTokens: 2 })
     const large = usageSigningBytes({ requestId: 'r', modelId: 'm', promptTokens: 100_000, outputTokens: 2 })
