@@ -2,10 +2,8 @@ import type { Connection, Libp2p, Stream } from '@libp2p/interface'
 import {
   ADMIN_PROTOCOL,
   CLIENT_PROTOCOL,
-  type CLIENT_TO_COORDINATOR,
   type CoordinatorToClient,
   createLullHost,
-  createRequestId,
   type EndMessage,
   ErrorCode,
   type ErrorMessage,
@@ -15,7 +13,6 @@ import {
   loadOrCreateIdentity,
   MAX_CLIENT_STREAMS_PER_CONNECTION,
   MAX_NODE_LINK_STREAMS,
-  type MessageChannel,
   NODE_PROTOCOL,
   type NodeCertificate,
   type RegisterMessage,
@@ -32,21 +29,20 @@ import {
   EVICTION_INTERVAL_MS,
   MAX_QUEUED_REQUESTS_PER_MODEL,
   NODE_STALE_AFTER_MS,
-  OVERLOADED_RETRY_AFTER_MS,
   QUEUE_TIMEOUT_MS,
 } from './constants.js'
 import { DecisionLog } from './decision-log.js'
 import { DispatchBatcher } from './dispatch-batcher.js'
-import { FairQueue } from './fair-queue.js'
+import { type ClientChannel, clearJobTimers, type Job, newJob } from './job.js'
 import { createLogger, type Logger } from './logger.js'
 import { type MetricsServer, startMetricsServer } from './metrics-server.js'
-import { NetworkStats, roundTenths } from './network-stats.js'
+import { ModelQueues } from './model-queues.js'
+import { NetworkStats } from './network-stats.js'
 import { handleNodeStream } from './node-link.js'
+import { operatorStatus } from './operator-status.js'
 import { type NodeChannel, type NodeEntry, Registry, recordNodeTtft } from './registry.js'
 import { placeRequest } from './scheduler.js'
 import { errorReply } from './wire-errors.js'
-
-export type ClientChannel = MessageChannel<typeof CLIENT_TO_COORDINATOR, CoordinatorToClient>
 
 export interface CoordinatorOptions {
   /** @default ['/ip4/127.0.0.1/tcp/4710'] */
@@ -91,38 +87,6 @@ export interface CoordinatorOptions {
   onDecisionTimed?: (durationMs: number) => void
 }
 
-/** A request the coordinator is routing. It never holds a key that opens `sealed`. */
-interface Job {
-  /** The opaque id the node sees. */
-  id: string
-  clientRequestId: string
-  /** Who asked, for fair sharing: the client connection's peer id (or, with accounts, the key's account). */
-  clientId: string
-  submit: SubmitMessage
-  client: ClientChannel
-  node: NodeEntry | undefined
-  status: 'queued' | 'running' | 'finished'
-  cancelled: boolean
-  queueTimer: NodeJS.Timeout | undefined
-  /** Time spent queued so far, over every stretch (the wait budget is spent across failovers, not restarted). */
-  queuedMs: number
-  /** When the current stretch in the queue began. */
-  queuedSinceMs: number
-  /** Ends the request with `deadline-exceeded` when the header's `timeoutMs` runs out. */
-  deadlineTimer: NodeJS.Timeout | undefined
-  /** When the current dispatch was made (its node's time to first token counts from here). */
-  dispatchedAtMs: number
-  submittedAtMs: number
-  /** Dispatches so far (the first, plus one per failover). */
-  attempts: number
-  /** Nodes that lost or failed this request: it never goes back to them (their replay guard would refuse it). */
-  failedNodes: Set<string>
-  /** Sealed chunks relayed to the client. After the first, the request can no longer move to another node. */
-  chunksRelayed: number
-  /** The node's end arrived and its usage is being written: the client hears `end` once it is on disk. */
-  settling?: boolean
-}
-
 /**
  * The coordinator: a libp2p host that registers nodes, places each sealed request on one of its candidate nodes
  * and relays the sealed answer back. It sees routing metadata only.
@@ -140,14 +104,11 @@ export class Coordinator {
   /** The Prometheus endpoint, when `metricsPort` was given. */
   metrics: MetricsServer | undefined
   private readonly jobs = new Map<string, Job>()
-  private readonly queues = new Map<string, FairQueue<Job>>()
+  private readonly queues: ModelQueues
   private readonly batcher: DispatchBatcher<Job>
-  private readonly queueTimeoutMs: number
-  private readonly clientWeight: ((clientId: string) => number) | undefined
   private readonly onDecisionTimed: ((durationMs: number) => void) | undefined
   private readonly evictionTimer: NodeJS.Timeout
   private readonly nodeStaleAfterMs: number
-  private readonly maxQueuedRequestsPerModel: number
   private stopped = false
   /** Network totals for the admin view. */
   private readonly stats = new NetworkStats()
@@ -159,9 +120,20 @@ export class Coordinator {
     this.frameObserver = options.frameObserver
     this.open = options.open
     this.nodeStaleAfterMs = options.nodeStaleAfterMs ?? NODE_STALE_AFTER_MS
-    this.maxQueuedRequestsPerModel = options.maxQueuedRequestsPerModel ?? MAX_QUEUED_REQUESTS_PER_MODEL
-    this.queueTimeoutMs = options.queueTimeoutMs ?? QUEUE_TIMEOUT_MS
-    this.clientWeight = options.clientWeight
+    const queueTimeoutMs = options.queueTimeoutMs ?? QUEUE_TIMEOUT_MS
+    this.queues = new ModelQueues({
+      maxPerModel: options.maxQueuedRequestsPerModel ?? MAX_QUEUED_REQUESTS_PER_MODEL,
+      timeoutMs: queueTimeoutMs,
+      ...(options.clientWeight === undefined ? {} : { clientWeight: options.clientWeight }),
+      onExpired: (job) => {
+        const error = new LullError(
+          ErrorCode.NoCapacity,
+          `no candidate node had a free slot within ${queueTimeoutMs} ms of waiting; retry later`,
+        )
+        this.decide(job, 'expired', `waited ${job.queuedMs} ms in the queue in all`)
+        this.finish(job, errorReply(error, job.clientRequestId))
+      },
+    })
     this.onDecisionTimed = options.onDecisionTimed
     this.batcher = new DispatchBatcher<Job>(
       {
@@ -235,10 +207,7 @@ export class Coordinator {
     if (this.stopped) return
     this.stopped = true
     clearInterval(this.evictionTimer)
-    for (const job of this.jobs.values()) {
-      if (job.queueTimer !== undefined) clearTimeout(job.queueTimer)
-      if (job.deadlineTimer !== undefined) clearTimeout(job.deadlineTimer)
-    }
+    for (const job of this.jobs.values()) clearJobTimers(job)
     this.batcher.stop()
     await this.metrics?.close()
     await this.host.stop()
@@ -344,26 +313,7 @@ export class Coordinator {
 
   /** Places a submitted request, queues it, or refuses it. */
   submit(client: ClientChannel, submit: SubmitMessage, clientId: string): Job {
-    const nowMs = Date.now()
-    const job: Job = {
-      id: createRequestId(),
-      clientRequestId: submit.requestId,
-      clientId,
-      submit,
-      client,
-      node: undefined,
-      status: 'queued',
-      cancelled: false,
-      queueTimer: undefined,
-      queuedMs: 0,
-      queuedSinceMs: nowMs,
-      deadlineTimer: undefined,
-      dispatchedAtMs: nowMs,
-      submittedAtMs: nowMs,
-      attempts: 0,
-      failedNodes: new Set(),
-      chunksRelayed: 0,
-    }
+    const job = newJob(client, submit, clientId, Date.now())
     this.jobs.set(job.id, job)
     // Admission before any dispatch: key, rate limit, quota, credit reservation.
     const refusal = this.accounts.admit({ ...job, header: submit.header }, submit.apiKey, job.submittedAtMs)
@@ -394,7 +344,7 @@ export class Coordinator {
     job.cancelled = true
     this.decide(job, 'cancelled', `the client cancelled or went away while ${job.status}`)
     if (job.status === 'queued') {
-      this.removeFromQueue(job)
+      this.queues.remove(job)
       this.finish(job, undefined)
       return
     }
@@ -508,8 +458,7 @@ export class Coordinator {
           this.log.error({ requestId: job.id, err: errorSummary(error) }, 'usage not recorded'),
         )
     }
-    if (job.queueTimer !== undefined) clearTimeout(job.queueTimer)
-    if (job.deadlineTimer !== undefined) clearTimeout(job.deadlineTimer)
+    clearJobTimers(job)
     if (last !== undefined) job.client.trySend(last)
     void job.client.close()
     if (wasRunning && job.node !== undefined) {
@@ -615,54 +564,12 @@ export class Coordinator {
 
   /** The operator's view: every node and network totals. Ids, counters and times only; never a payload. */
   status(): StatusMessage {
-    const nowMs = Date.now()
-    const nodes: StatusMessage['nodes'] = []
-    let slots = 0
-    let busySlots = 0
-    let servingNodes = 0
-    for (const node of this.registry.all()) {
-      const counters = this.registry.countersOf(node.nodeId)
-      nodes.push({
-        nodeId: node.nodeId,
-        modelId: node.modelId,
-        hardware: node.certificate.hardware,
-        benchmark: node.benchmark,
-        state: node.state,
-        ...(node.stateReason === undefined ? {} : { stateReason: node.stateReason }),
-        slots: node.slots,
-        busySlots: node.inFlight,
-        requestsServed: counters.requestsServed,
-        errors: counters.errors,
-        failovers: counters.failovers,
-        ...(counters.ttftEwmaMs === undefined ? {} : { ttftMs: Math.round(counters.ttftEwmaMs * 10) / 10 }),
-        recentTokensPerSecond: roundTenths(counters.recentTokens.perSecond(nowMs)),
-        outputTokensServed: counters.outputTokensServed,
-        ...(node.ramFreeBytes === undefined ? {} : { ramFreeBytes: node.ramFreeBytes }),
-        ...(node.loadAverage === undefined ? {} : { loadAverage: node.loadAverage }),
-        lastSeenMs: node.lastSeenMs,
-        registeredAtMs: node.registeredAtMs,
-      })
-      slots += node.slots
-      busySlots += node.inFlight
-      if (node.state === 'serving') servingNodes++
-    }
-    return {
-      type: 'status',
-      nowMs,
+    return operatorStatus({
       coordinatorId: this.host.peerId.toString(),
-      nodes,
-      totals: {
-        nodes: nodes.length,
-        servingNodes,
-        slots,
-        busySlots,
-        queued: [...new Set([...nodes.map((node) => node.modelId), ...this.queues.keys()])].map((modelId) => ({
-          modelId,
-          depth: this.queues.get(modelId)?.size ?? 0,
-        })),
-        ...this.stats.totals(nowMs),
-      },
-    }
+      registry: this.registry,
+      stats: this.stats,
+      queues: this.queues,
+    })
   }
 
   /** Where `job` can go now, timed for `onDecisionTimed`. */
@@ -676,49 +583,10 @@ export class Coordinator {
     return placement
   }
 
-  /**
-   * Queues `job` in its model's fair queue (see FairQueue): by priority, then fairly between clients. Refused as
-   * `overloaded` when the queue is full; ends with `no-capacity` once its wait budget, over every stretch it
-   * spends queued, is spent.
-   */
+  /** Queues `job` for a free slot (see ModelQueues), or refuses it as `overloaded` when its model's queue is full. */
   private enqueue(job: Job): void {
-    const model = job.submit.header.model
-    let queue = this.queues.get(model)
-    if (queue === undefined) {
-      queue = new FairQueue<Job>(this.clientWeight === undefined ? {} : { clientWeight: this.clientWeight })
-      this.queues.set(model, queue)
-    }
-    if (queue.size >= this.maxQueuedRequestsPerModel) {
-      const error = new LullError(
-        ErrorCode.Overloaded,
-        `the network is saturated: ${queue.size} requests already wait for this model; retry after ${OVERLOADED_RETRY_AFTER_MS} ms`,
-        { retryAfterMs: OVERLOADED_RETRY_AFTER_MS },
-      )
-      this.finish(job, errorReply(error, job.clientRequestId))
-      return
-    }
-    queue.push(job, job.clientId, job.submit.header.priority)
-    job.queuedSinceMs = Date.now()
-    const budgetMs = Math.max(0, this.queueTimeoutMs - job.queuedMs)
-    job.queueTimer = setTimeout(() => {
-      this.removeFromQueue(job)
-      const error = new LullError(
-        ErrorCode.NoCapacity,
-        `no candidate node had a free slot within ${this.queueTimeoutMs} ms of waiting; retry later`,
-      )
-      this.decide(job, 'expired', `waited ${job.queuedMs} ms in the queue in all`)
-      this.finish(job, errorReply(error, job.clientRequestId))
-    }, budgetMs)
-  }
-
-  /** Takes `job` out of its queue (served, cancelled or expired) and counts the time it waited. */
-  private removeFromQueue(job: Job, served = false): void {
-    const queue = this.queues.get(job.submit.header.model)
-    if (queue === undefined) return
-    if (!(served ? queue.take(job) : queue.remove(job))) return
-    job.queuedMs += Date.now() - job.queuedSinceMs
-    if (job.queueTimer !== undefined) clearTimeout(job.queueTimer)
-    job.queueTimer = undefined
+    const overloaded = this.queues.push(job)
+    if (overloaded !== undefined) this.finish(job, errorReply(overloaded, job.clientRequestId))
   }
 
   /** The header's `timeoutMs` ran out: a queued request is dropped, a running one is stopped on its node. */
@@ -733,7 +601,7 @@ export class Coordinator {
     )
     this.decide(job, 'deadline', error.message, job.node?.nodeId)
     if (job.status === 'queued') {
-      this.removeFromQueue(job)
+      this.queues.remove(job)
     } else if (job.node !== undefined && !this.batcher.withdraw(job.node, job)) {
       job.node.channel.trySend({ type: 'cancel', requestId: job.id })
     }
@@ -743,13 +611,12 @@ export class Coordinator {
 
   /** Places waiting requests on slots that have come free: highest priority first, fairly between clients. */
   private drainQueue(modelId: string): void {
-    const queue = this.queues.get(modelId)
-    if (queue === undefined || queue.size === 0) return
-    for (const job of queue.ordered()) {
-      if (job.status !== 'queued' || !queue.has(job)) continue
+    if (this.queues.depth(modelId) === 0) return
+    for (const job of this.queues.ordered(modelId)) {
+      if (job.status !== 'queued' || !this.queues.has(job)) continue
       const placement = this.place(job)
       if (placement.kind === 'wait') continue
-      this.removeFromQueue(job, placement.kind === 'node')
+      this.queues.remove(job, placement.kind === 'node')
       if (placement.kind === 'node') {
         this.decide(job, 'placed', `a slot came free: ${placement.reason}`, placement.node.nodeId)
         this.dispatch(job, placement.node)
@@ -777,7 +644,7 @@ export class Coordinator {
   }
 }
 
-export type { Job }
+export type { ClientChannel, Job }
 
 function errorSummary(error: unknown): { name: string; message: string } {
   return error instanceof Error

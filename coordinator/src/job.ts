@@ -1,0 +1,73 @@
+import {
+  type CLIENT_TO_COORDINATOR,
+  type CoordinatorToClient,
+  createRequestId,
+  type MessageChannel,
+  type SubmitMessage,
+} from '@lull/proto'
+import type { NodeEntry } from './registry.js'
+
+export type ClientChannel = MessageChannel<typeof CLIENT_TO_COORDINATOR, CoordinatorToClient>
+
+/** A request the coordinator is routing. It never holds a key that opens `sealed`. */
+export interface Job {
+  /** The opaque id the node sees. */
+  id: string
+  clientRequestId: string
+  /** Who asked, for fair sharing: the client connection's peer id (or, with accounts, the key's account). */
+  clientId: string
+  submit: SubmitMessage
+  client: ClientChannel
+  node: NodeEntry | undefined
+  status: 'queued' | 'running' | 'finished'
+  cancelled: boolean
+  queueTimer: NodeJS.Timeout | undefined
+  /** Time spent queued so far, over every stretch (the wait budget is spent across failovers, not restarted). */
+  queuedMs: number
+  /** When the current stretch in the queue began. */
+  queuedSinceMs: number
+  /** Ends the request with `deadline-exceeded` when the header's `timeoutMs` runs out. */
+  deadlineTimer: NodeJS.Timeout | undefined
+  /** When the current dispatch was made (its node's time to first token counts from here). */
+  dispatchedAtMs: number
+  submittedAtMs: number
+  /** Dispatches so far (the first, plus one per failover). */
+  attempts: number
+  /** Nodes that lost or failed this request: it never goes back to them (their replay guard would refuse it). */
+  failedNodes: Set<string>
+  /** Sealed chunks relayed to the client. After the first, the request can no longer move to another node. */
+  chunksRelayed: number
+  /** The node's end arrived and its usage is being written: the client hears `end` once it is on disk. */
+  settling?: boolean
+}
+
+/** A job for a request just submitted: queued, on no node yet, under a fresh id of the coordinator's own. */
+export function newJob(client: ClientChannel, submit: SubmitMessage, clientId: string, nowMs: number): Job {
+  return {
+    id: createRequestId(),
+    clientRequestId: submit.requestId,
+    clientId,
+    submit,
+    client,
+    node: undefined,
+    status: 'queued',
+    cancelled: false,
+    queueTimer: undefined,
+    queuedMs: 0,
+    queuedSinceMs: nowMs,
+    deadlineTimer: undefined,
+    dispatchedAtMs: nowMs,
+    submittedAtMs: nowMs,
+    attempts: 0,
+    failedNodes: new Set(),
+    chunksRelayed: 0,
+  }
+}
+
+/** Stops a job's timers (queue wait and deadline). */
+export function clearJobTimers(job: Job): void {
+  if (job.queueTimer !== undefined) clearTimeout(job.queueTimer)
+  if (job.deadlineTimer !== undefined) clearTimeout(job.deadlineTimer)
+  job.queueTimer = undefined
+  job.deadlineTimer = undefined
+}
