@@ -2,7 +2,6 @@ import '@lull/proto/polyfill'
 import { randomBytes } from 'node:crypto'
 import type { Connection, Libp2p, Stream } from '@libp2p/interface'
 import {
-  type ChatMessage,
   CLIENT_PROTOCOL,
   type ClientToCoordinator,
   COORDINATOR_TO_CLIENT,
@@ -28,97 +27,18 @@ import {
 import { multiaddr } from '@multiformats/multiaddr'
 import { chooseCandidates, type ModelInfo, type NodeInfo, verifiedModels } from './catalogue.js'
 import { type ChatEvent, ChatStream } from './chat-stream.js'
+import {
+  type ChatOptions,
+  type CompleteOptions,
+  DEFAULT_CATALOGUE_MAX_AGE_MS,
+  DEFAULT_MAX_RESUMES,
+  DEFAULT_MAX_TOKENS,
+  type LullClientOptions,
+} from './client-options.js'
 import { AbortError, ConnectionError, ModelNotFoundError, ResumeFailedError, TimeoutError } from './errors.js'
+import { untilSettledOrAborted, withTimeout } from './internal/abortable.js'
+import { continuationOf } from './internal/continuation.js'
 import { DEFAULT_MAX_RETRIES, type RetryInfo, withRetries } from './internal/retry-policy.js'
-
-export interface LullClientOptions {
-  /** The coordinator's multiaddr, ending in `/p2p/<peer id>`. */
-  coordinator: string
-  /** The API key the coordinator knows this client by (`lull_sk_…`); coordinators in open mode need none. */
-  apiKey?: string
-  /**
-   * How many nodes each request is sealed for.
-   * @default 3
-   */
-  candidates?: number
-  /**
-   * Pin the nodes this client will seal to, by node id (libp2p peer id). Requests are sealed only for these;
-   * every other node is refused, whatever the catalogue says.
-   */
-  trustedNodes?: readonly string[]
-  /**
-   * How long a fetched catalogue is reused before requests fetch it again.
-   * @default 2000
-   */
-  catalogueMaxAgeMs?: number
-  /**
-   * Bound on connecting and on each catalogue fetch.
-   * @default 10000
-   */
-  timeoutMs?: number
-  /**
-   * Retries of a request that fails retryably (`isRetryable`) before its first token, with exponential backoff and
-   * jitter, or after the retry-after hint an error carries. Each retry fetches the catalogue again and seals anew.
-   * @default 2
-   */
-  maxRetries?: number
-  /** Called before each retry: for logging. */
-  onRetry?: (info: RetryInfo) => void
-  /**
-   * Resumes of an answer whose node is lost (`node-lost`) after text was already yielded: the answer is continued
-   * on another candidate (the lost node excluded), sealed anew with the text received so far as a trailing assistant
-   * message, and only the new text is yielded. 0 turns resuming off (the `node-lost` error is thrown as is).
-   * @default 2
-   */
-  maxResumes?: number
-}
-
-export interface ChatOptions {
-  model: string
-  messages: ChatMessage[]
-  /** @default 256 */
-  maxTokens?: number
-  /** 0 = greedy. @default 0.8 */
-  temperature?: number
-  topP?: number
-  topK?: number
-  seed?: number
-  stop?: string[]
-  signal?: AbortSignal
-  /** Overrides the client's `maxRetries` for this request. */
-  maxRetries?: number
-  /** Overrides the client's `maxResumes` for this request. */
-  maxResumes?: number
-  /**
-   * Deadline for the whole request in ms, retries included. When it passes, the request is cancelled upstream and
-   * fails with `TimeoutError`. The coordinator is told it too (in the sealed-bound header), so a request still
-   * queued when it passes is dropped there and never runs. No deadline when omitted.
-   */
-  timeoutMs?: number
-  /** 0 (lowest) to 9 (highest): when the network is saturated, higher priorities are served first. @default 0 */
-  priority?: number
-  /**
-   * Called each time the request is dispatched to a node: once, or again after a failover or a resume. For logging
-   * or display of which node serves the answer; the text events are unaffected.
-   */
-  onDispatched?: (info: DispatchedInfo) => void
-}
-
-/** Which node a request was dispatched to. */
-export interface DispatchedInfo {
-  /** The node (libp2p peer id) that runs the request. */
-  nodeId: string
-  requestId: string
-}
-
-/** A plain-text prompt, sent as a single user message (no chat template of its own). */
-export interface CompleteOptions extends Omit<ChatOptions, 'messages'> {
-  prompt: string
-}
-
-const DEFAULT_CATALOGUE_MAX_AGE_MS = 2_000
-const DEFAULT_MAX_TOKENS = 256
-const DEFAULT_MAX_RESUMES = 2
 
 /** What one attempt saw: the node it was dispatched to (the last, after coordinator failovers). */
 interface AttemptState {
@@ -592,42 +512,6 @@ export class LullClient implements AsyncDisposable {
       })
     }
   }
-}
-
-/**
- * The messages that continue an answer cut short: the original messages and the text received so far as the
- * assistant's turn, which the node continues (appended to the last message when it already is the assistant's).
- */
-function continuationOf(messages: readonly ChatMessage[], received: string): ChatMessage[] {
-  const last = messages.at(-1)
-  if (last?.role === 'assistant') return [...messages.slice(0, -1), { ...last, content: last.content + received }]
-  return [...messages, { role: 'assistant', content: received }]
-}
-
-/**
- * The spare stream, or undefined if opening it failed. A request aborted (or timed out) meanwhile stops waiting at
- * once with an AbortError; the spare, if it opens later, is closed rather than leaked.
- */
-function untilSettledOrAborted(spare: Promise<Stream>, signal: AbortSignal | undefined): Promise<Stream | undefined> {
-  const settled = spare.catch(() => undefined)
-  if (signal === undefined) return settled
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => {
-      settled.then((stream) => stream?.abort(new Error('the request that was to use it was aborted')))
-      reject(new AbortError())
-    }
-    if (signal.aborted) return onAbort()
-    signal.addEventListener('abort', onAbort, { once: true })
-    settled.then((stream) => {
-      signal.removeEventListener('abort', onAbort)
-      resolve(stream)
-    })
-  })
-}
-
-function withTimeout(signal: AbortSignal | undefined, timeoutMs: number): AbortSignal {
-  const timeout = AbortSignal.timeout(timeoutMs)
-  return signal === undefined ? timeout : AbortSignal.any([signal, timeout])
 }
 
 export { LullError }

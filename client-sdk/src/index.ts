@@ -12,13 +12,8 @@
 export type { ChatMessage, FinishReason, Usage } from '@lull/proto'
 export type { ModelInfo, NodeInfo } from './catalogue.js'
 export { type ChatEvent, type ChatResult, ChatStream, type FinishEvent, type TextDeltaEvent } from './chat-stream.js'
-export {
-  type ChatOptions,
-  type CompleteOptions,
-  type DispatchedInfo,
-  LullClient,
-  type LullClientOptions,
-} from './client.js'
+export { LullClient } from './client.js'
+export type { ChatOptions, CompleteOptions, DispatchedInfo, LullClientOptions } from './client-options.js'
 export * from './errors.js'
 export { DEFAULT_MAX_RETRIES, type RetryInfo } from './internal/retry-policy.js'
 export {

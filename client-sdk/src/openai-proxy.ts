@@ -11,7 +11,8 @@ import type { AddressInfo } from 'node:net'
 import type { FinishReason, Usage } from '@lull/proto'
 import type { ModelInfo } from './catalogue.js'
 import type { ChatStream } from './chat-stream.js'
-import { type ChatOptions, type CompleteOptions, LullClient } from './client.js'
+import { LullClient } from './client.js'
+import type { ChatOptions, CompleteOptions } from './client-options.js'
 import { type HttpError, httpError, httpErrorFrom } from './internal/openai-errors.js'
 import {
   chatCompletionRequestSchema,

@@ -5,7 +5,7 @@
  */
 import type { ChatMessage } from '@lull/proto'
 import { z } from 'zod'
-import type { ChatOptions } from '../client.js'
+import type { ChatOptions } from '../client-options.js'
 
 /** Most stop sequences OpenAI accepts. */
 const MAX_STOP_SEQUENCES = 4
