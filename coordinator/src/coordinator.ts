@@ -18,7 +18,6 @@ import {
   type RegisterMessage,
   type StatusMessage,
   type SubmitMessage,
-  verifyNodeCertificate,
 } from '@lull/proto'
 import { Accounts } from './accounts/admission.js'
 import { AccountsStore } from './accounts/store.js'
@@ -38,6 +37,7 @@ import { createLogger, type Logger } from './logger.js'
 import { type MetricsServer, startMetricsServer } from './metrics-server.js'
 import { ModelQueues } from './model-queues.js'
 import { NetworkStats } from './network-stats.js'
+import { admitNode, checkRenewedCertificate } from './node-admission.js'
 import { handleNodeStream } from './node-link.js'
 import { operatorStatus } from './operator-status.js'
 import { type NodeChannel, type NodeEntry, Registry, recordNodeTtft } from './registry.js'
@@ -238,29 +238,8 @@ export class Coordinator {
 
   /** Checks a node's registration; on success the node is in the registry and may get work. */
   async registerNode(channel: NodeChannel, peerId: string, message: RegisterMessage): Promise<NodeEntry | LullError> {
-    const refused = this.accounts.admitNode(peerId, message.joinToken)
-    if (refused !== undefined) return refused
-    const { certificate } = message
-    const valid = await verifyNodeCertificate(certificate, { nowMs: Date.now(), nodeId: peerId })
-    if (!valid) {
-      return new LullError(
-        ErrorCode.InvalidCertificate,
-        'the certificate is not valid for this node: it must be signed by the connecting peer key, for its model, and within its validity window',
-      )
-    }
-    const nowMs = Date.now()
-    const entry: NodeEntry = {
-      nodeId: peerId,
-      modelId: certificate.modelId,
-      certificate,
-      slots: message.slots,
-      inFlight: 0,
-      benchmark: message.benchmark,
-      state: 'serving',
-      lastSeenMs: nowMs,
-      registeredAtMs: nowMs,
-      channel,
-    }
+    const entry = await admitNode(this.accounts, channel, peerId, message)
+    if (entry instanceof LullError) return entry
     const previous = this.registry.add(entry)
     if (previous !== undefined) {
       this.failNodeJobs(previous, 'the node reconnected')
@@ -276,16 +255,10 @@ export class Coordinator {
    * certificate is replaced in the catalogue; the node keeps its old key open for clients that sealed to it.
    */
   async renewCertificate(entry: NodeEntry, certificate: NodeCertificate): Promise<LullError | undefined> {
-    const valid =
-      certificate.modelId === entry.modelId &&
-      certificate.modelDigest === entry.certificate.modelDigest &&
-      (await verifyNodeCertificate(certificate, { nowMs: Date.now(), nodeId: entry.nodeId }))
-    if (!valid) {
+    const refused = await checkRenewedCertificate(entry, certificate)
+    if (refused !== undefined) {
       this.log.info({ nodeId: entry.nodeId }, 'rotated certificate refused')
-      return new LullError(
-        ErrorCode.InvalidCertificate,
-        'the new certificate must be signed by this node for the same model and digest, and be valid now; the old one stays in use',
-      )
+      return refused
     }
     entry.certificate = certificate
     this.log.info({ nodeId: entry.nodeId, notAfterMs: certificate.notAfterMs }, 'node key rotated')
