@@ -36,13 +36,17 @@ async function certify(identity: PrivateKey, overrides: { modelId?: string; mode
 const openAccounts = new Accounts(undefined, true)
 const channel = {} as NodeChannel
 
-async function registered(identity: PrivateKey): Promise<NodeEntry> {
-  const message = {
+function registerMessage(certificate: RegisterMessage['certificate']): RegisterMessage {
+  return {
     type: 'register',
-    certificate: await certify(identity),
+    certificate,
     slots: 2,
     benchmark: { prefillTokensPerSecond: 1_000, decodeTokensPerSecond: 100 },
   } as RegisterMessage
+}
+
+async function registered(identity: PrivateKey): Promise<NodeEntry> {
+  const message = registerMessage(await certify(identity))
   const entry = await admitNode(openAccounts, channel, peerIdFromPrivateKey(identity).toString(), message, NOW_MS)
   if (!('nodeId' in entry)) throw entry
   return entry
@@ -57,12 +61,7 @@ describe('node admission', () => {
 
   it("refuses a certificate signed by another peer's key", async () => {
     const [identity, impostor] = [await generateKeyPair('Ed25519'), await generateKeyPair('Ed25519')]
-    const message = {
-      type: 'register',
-      certificate: await certify(impostor),
-      slots: 2,
-      benchmark: { prefillTokensPerSecond: 1_000, decodeTokensPerSecond: 100 },
-    } as RegisterMessage
+    const message = registerMessage(await certify(impostor))
     const refused = await admitNode(openAccounts, channel, peerIdFromPrivateKey(identity).toString(), message)
     expect(refused).toMatchObject({ code: 'invalid-certificate' })
   })
