@@ -363,7 +363,7 @@ export class LullClient implements AsyncDisposable {
       let opener: ResponseOpener | undefined
       let nodeId: string | undefined
       let finish: { reason: FinishReason; usage: Usage } | undefined
-      for await (const received of channel) {
+      receiving: for await (const received of channel) {
         // The stream broke after the answer's final sealed chunk: the answer is whole, only `end` was lost.
         if (!received.ok && finish !== undefined && opener?.finished === true) break
         if (!received.ok) throw received.error
@@ -402,6 +402,9 @@ export class LullClient implements AsyncDisposable {
             yield { type: 'finish', finishReason: finish.reason, usage: finish.usage, nodeId, requestId }
             return
           case 'error':
+            // After the final sealed chunk the answer is whole: an error that follows (its node left before its
+            // `end`) takes nothing from it. Resuming would append a second ending.
+            if (finish !== undefined && opener?.finished === true) break receiving
             throw errorFromWire(message.code, message.message, requestId, message.retryAfterMs)
           case 'catalogue':
             break

@@ -330,9 +330,23 @@ export class Coordinator {
     this.log.debug({ requestId: job.id }, 'cancel forwarded to node')
   }
 
-  relayChunk(node: NodeEntry, requestId: string, data: Uint8Array): void {
+  /**
+   * Relays a sealed chunk to the client. The answer's final chunk waits, when a usage record is to be written, until
+   * that record is on disk (`finishFromNode`): a client never holds a whole answer whose usage a crash could lose.
+   * If the node is lost before its `end`, the held chunk is dropped and the answer resumed (or failed over, when
+   * nothing else was relayed).
+   */
+  relayChunk(node: NodeEntry, requestId: string, data: Uint8Array, final = false): void {
     const job = this.runningJobOf(node, requestId)
     if (job === undefined || job.cancelled) return
+    if (final && this.accounts.isAdmitted(job.id)) {
+      job.heldFinalChunk = data
+      return
+    }
+    this.forwardChunk(job, node, data)
+  }
+
+  private forwardChunk(job: Job, node: NodeEntry, data: Uint8Array): void {
     if (job.chunksRelayed === 0) {
       const nowMs = Date.now()
       this.stats.timeToFirstToken(nowMs - job.submittedAtMs)
@@ -374,6 +388,8 @@ export class Coordinator {
     counters.outputTokensServed += message.usage.outputTokens
     counters.recentTokens.add(message.usage.outputTokens)
     this.stats.served(message.usage.outputTokens)
+    if (job.heldFinalChunk !== undefined && !job.cancelled) this.forwardChunk(job, node, job.heldFinalChunk)
+    job.heldFinalChunk = undefined
     this.decide(job, 'finished', `${job.chunksRelayed} chunk(s) relayed`, node.nodeId)
     this.finish(job, { type: 'end', requestId: job.clientRequestId, usage: message.usage })
   }
@@ -460,6 +476,8 @@ export class Coordinator {
   ): void {
     if (job.status !== 'running' || job.node !== node || job.settling === true) return
     job.node = undefined
+    // A final chunk held for the ledger belongs to that node's answer: never relayed, as the node never ended it.
+    job.heldFinalChunk = undefined
     job.status = 'queued'
     node.inFlight--
     job.failedNodes.add(node.nodeId)

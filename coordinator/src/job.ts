@@ -39,6 +39,8 @@ export interface Job {
   chunksRelayed: number
   /** The node's end arrived and its usage is being written: the client hears `end` once it is on disk. */
   settling?: boolean
+  /** The answer's final sealed chunk, held back until the usage record is on disk (see `relayChunk`). */
+  heldFinalChunk?: Uint8Array
 }
 
 /** A job for a request just submitted: queued, on no node yet, under a fresh id of the coordinator's own. */

@@ -65,7 +65,7 @@ export async function handleNodeStream(coordinator: Coordinator, stream: Stream,
           }
           break
         case 'chunk':
-          coordinator.relayChunk(entry, message.requestId, message.data)
+          coordinator.relayChunk(entry, message.requestId, message.data, message.final === true)
           break
         case 'end':
           coordinator.finishFromNode(entry, message)

@@ -64,7 +64,8 @@ export async function runDispatch(
     replayGuard.admit(body.nonce, body.createdAtMs)
     const sealer = new ResponseSealer(contentKey)
     const sealPiece = (piece: ResponsePiece, final: boolean): void => {
-      send({ type: 'chunk', requestId, data: sealer.seal(encodeResponsePiece(piece), final) })
+      const data = sealer.seal(encodeResponsePiece(piece), final)
+      send({ type: 'chunk', requestId, data, ...(final ? { final: true } : {}) })
     }
     /** Sends `text` in as many pieces as the largest padding bucket needs; `finish` rides on the last one. */
     const sendPiece = (piece: ResponsePiece, final: boolean): void => {

@@ -134,6 +134,12 @@ export const chunkMessage = z.object({
   type: z.literal('chunk'),
   requestId: requestIdSchema,
   data: bytes(64 * 1024, 1),
+  /**
+   * Node to coordinator: this is the answer's last sealed chunk (the coordinator learns as much from the `end` that
+   * follows). A coordinator with a ledger relays it only once the request's usage record is on disk, so no client
+   * holds a whole answer whose usage a crash could still lose. Not relayed to the client.
+   */
+  final: z.literal(true).optional(),
 })
 export const endMessage = z.object({
   type: z.literal('end'),

@@ -27,9 +27,18 @@ import { multiaddr } from '@multiformats/multiaddr'
  * - `hang`: nothing, and it stops heartbeating (a hung machine; the coordinator should evict it);
  * - `answer`: opens the request (it is a real recipient) and answers {@link SCRIPTED_ANSWER} in one sealed chunk;
  * - `first-chunk-then-hold`: sends one real sealed chunk of text, then nothing;
+ * - `{ endAfterMs }`: answers like `answer`, but sends its `end` this long after the final chunk;
+ * - `final-chunk-then-leave`: sends the whole answer as its final sealed chunk, then closes its link without `end`;
  * - `{ error }`: reports that error for the request.
  */
-export type ScriptedBehaviour = 'hold' | 'hang' | 'answer' | 'first-chunk-then-hold' | { error: ErrorCode }
+export type ScriptedBehaviour =
+  | 'hold'
+  | 'hang'
+  | 'answer'
+  | 'first-chunk-then-hold'
+  | 'final-chunk-then-leave'
+  | { endAfterMs: number }
+  | { error: ErrorCode }
 
 export const SCRIPTED_ANSWER = 'a scripted answer'
 export const SCRIPTED_PARTIAL = 'the first words '
@@ -190,7 +199,7 @@ export class ScriptedNode {
       this.#stopHeartbeats()
       return
     }
-    if (typeof behaviour === 'object') {
+    if (typeof behaviour === 'object' && 'error' in behaviour) {
       this.#channel.trySend({ type: 'error', requestId, code: behaviour.error, message: 'scripted failure' })
       return
     }
@@ -209,7 +218,14 @@ export class ScriptedNode {
     }
     const usage = { promptTokens: 3, outputTokens: 3 }
     const data = sealer.seal(encodeResponsePiece({ text: SCRIPTED_ANSWER, finish: { reason: 'stop', ...usage } }), true)
-    this.#channel.trySend({ type: 'chunk', requestId, data })
+    this.#channel.trySend({ type: 'chunk', requestId, data, final: true })
+    if (behaviour === 'final-chunk-then-leave') {
+      // Closed after the chunk on the same stream: the coordinator reads the chunk, then sees the link go.
+      this.#stopHeartbeats()
+      await this.#channel.close()
+      return
+    }
+    if (typeof behaviour === 'object') await new Promise((resolve) => setTimeout(resolve, behaviour.endAfterMs))
     this.#channel.trySend({ type: 'end', requestId, usage })
   }
 }
