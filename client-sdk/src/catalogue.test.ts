@@ -1,19 +1,11 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { type CatalogueMessage, generateX25519KeyPair, type NodeCertificate, signNodeCertificate } from '@lull/proto'
+import { TEST_HARDWARE } from '@lull/proto/testing'
 import { describe, expect, it } from 'vitest'
 import { chooseCandidates, type NodeInfo, verifiedModels } from './catalogue.js'
 
 const NOW_MS = Date.now()
-const hardware = {
-  os: 'linux',
-  arch: 'x64',
-  cpuModel: 'test',
-  cpuCores: 2,
-  ramTotalBytes: 1,
-  gpu: 'none' as const,
-  vramTotalBytes: 0,
-}
 
 async function certify(overrides: { modelId?: string; notBeforeMs?: number; notAfterMs?: number } = {}) {
   const identity = await generateKeyPair('Ed25519')
@@ -24,7 +16,7 @@ async function certify(overrides: { modelId?: string; notBeforeMs?: number; notA
       hpkePublicKey: generateX25519KeyPair().publicKey,
       modelId: overrides.modelId ?? 'lull-tiny',
       modelDigest: 'b'.repeat(64),
-      hardware,
+      hardware: TEST_HARDWARE,
       notBeforeMs: overrides.notBeforeMs ?? NOW_MS - 1_000,
       notAfterMs: overrides.notAfterMs ?? NOW_MS + 60_000,
     },

@@ -2,21 +2,13 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { generateX25519KeyPair, type RegisterMessage, signNodeCertificate } from '@lull/proto'
+import { TEST_HARDWARE } from '@lull/proto/testing'
 import { describe, expect, it } from 'vitest'
 import { Accounts } from './accounts/admission.js'
 import { admitNode, checkRenewedCertificate } from './node-admission.js'
 import type { NodeChannel, NodeEntry } from './registry.js'
 
 const NOW_MS = Date.now()
-const hardware = {
-  os: 'linux',
-  arch: 'x64',
-  cpuModel: 'test',
-  cpuCores: 2,
-  ramTotalBytes: 1,
-  gpu: 'none' as const,
-  vramTotalBytes: 0,
-}
 
 async function certify(identity: PrivateKey, overrides: { modelId?: string; modelDigest?: string } = {}) {
   return signNodeCertificate(
@@ -25,7 +17,7 @@ async function certify(identity: PrivateKey, overrides: { modelId?: string; mode
       hpkePublicKey: generateX25519KeyPair().publicKey,
       modelId: overrides.modelId ?? 'lull-tiny',
       modelDigest: overrides.modelDigest ?? 'b'.repeat(64),
-      hardware,
+      hardware: TEST_HARDWARE,
       notBeforeMs: NOW_MS - 1_000,
       notAfterMs: NOW_MS + 60_000,
     },

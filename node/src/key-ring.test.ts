@@ -1,19 +1,11 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { DecryptionError, NotARecipientError, sealRequest, verifyNodeCertificate } from '@lull/proto'
+import { TEST_HARDWARE } from '@lull/proto/testing'
 import { describe, expect, it } from 'vitest'
 import { KeyRing } from './key-ring.js'
 
 const HOUR_MS = 60 * 60 * 1000
-const hardware = {
-  os: 'linux',
-  arch: 'x64',
-  cpuModel: 'test',
-  cpuCores: 2,
-  ramTotalBytes: 1,
-  gpu: 'none' as const,
-  vramTotalBytes: 0,
-}
 const aad = new Uint8Array([1, 2, 3])
 
 async function ring(clock: { now: number }) {
@@ -24,7 +16,7 @@ async function ring(clock: { now: number }) {
     nodeId,
     modelId: 'lull-tiny',
     modelDigest: 'a'.repeat(64),
-    hardware,
+    hardware: TEST_HARDWARE,
     rotationIntervalMs: 24 * HOUR_MS,
     overlapMs: HOUR_MS,
     now: () => clock.now,
