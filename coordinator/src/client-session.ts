@@ -1,6 +1,7 @@
 import type { Stream } from '@libp2p/interface'
 import { CLIENT_TO_COORDINATOR, type CoordinatorToClient, ErrorCode, LullError, MessageChannel } from '@lull/proto'
-import type { Coordinator, Job } from './coordinator.js'
+import type { Coordinator } from './coordinator.js'
+import type { Job } from './job.js'
 import { errorReply } from './wire-errors.js'
 
 /**

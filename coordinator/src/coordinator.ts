@@ -635,8 +635,6 @@ export class Coordinator {
   }
 }
 
-export type { ClientChannel, Job }
-
 function errorSummary(error: unknown): { name: string; message: string } {
   return error instanceof Error
     ? { name: error.name, message: error.message }
