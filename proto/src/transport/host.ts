@@ -1,6 +1,5 @@
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import { noise } from '@libp2p/noise'
-import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
 import { createLibp2p } from 'libp2p'
 import {
@@ -18,6 +17,7 @@ import {
   STREAM_IDLE_TIMEOUT_MS,
   STREAM_NEGOTIATION_TIMEOUT_MS,
 } from '../constants.js'
+import { coalescedTcp } from './coalesced-tcp.js'
 
 export interface LullHostOptions {
   /** Multiaddrs to listen on; none for a host that only dials (a client). */
@@ -56,7 +56,8 @@ export async function createLullHost(options: LullHostOptions = {}): Promise<Lib
     ...(options.privateKey === undefined ? {} : { privateKey: options.privateKey }),
     addresses: { listen: options.listen ?? [] },
     transports: [
-      tcp({
+      // Writes made in one turn of the event loop leave in one system call (see coalesced-tcp.ts).
+      coalescedTcp({
         inboundSocketInactivityTimeout: SOCKET_INACTIVITY_TIMEOUT_MS,
         outboundSocketInactivityTimeout: SOCKET_INACTIVITY_TIMEOUT_MS,
         // The connection manager refuses connections over its limit after accepting the socket; this refuses the
