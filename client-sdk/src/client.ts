@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import type { Connection, Libp2p, Stream } from '@libp2p/interface'
 import {
   CLIENT_PROTOCOL,
+  CLIENT_TO_COORDINATOR,
   type ClientToCoordinator,
   COORDINATOR_TO_CLIENT,
   createLullHost,
@@ -36,8 +37,9 @@ import {
   type LullClientOptions,
 } from './client-options.js'
 import { AbortError, ConnectionError, ModelNotFoundError, ResumeFailedError, TimeoutError } from './errors.js'
-import { untilSettledOrAborted, withTimeout } from './internal/abortable.js'
+import { unlessAborted, withTimeout } from './internal/abortable.js'
 import { continuationOf } from './internal/continuation.js'
+import { RequestSession, type SessionRequest } from './internal/request-session.js'
 import { DEFAULT_MAX_RETRIES, type RetryInfo, withRetries } from './internal/retry-policy.js'
 
 /** What one attempt saw: the node it was dispatched to (the last, after coordinator failovers). */
@@ -56,10 +58,13 @@ export class LullClient implements AsyncDisposable {
   /** The connection to the coordinator, reused for every stream while it is open; dialled again once it is not. */
   #connection: Connection | undefined
   /**
-   * A stream opened ahead of the next request. Opening one costs a protocol round trip and libp2p's bookkeeping
-   * (about 5 ms on loopback), which would otherwise be part of every request's time to first token.
+   * Long-lived streams to the coordinator, each carrying many requests (see RequestSession). Opening a stream costs
+   * a protocol round trip and libp2p's bookkeeping on both ends: about 5 ms on loopback, and on the coordinator about
+   * as much CPU as relaying a whole request.
    */
-  #spare: Promise<Stream> | undefined
+  #sessions: RequestSession[] = []
+  /** A session being opened, which every request that finds no room in the others waits for. */
+  #opening: Promise<RequestSession> | undefined
   /**
    * HPKE sender contexts set up ahead for the nodes this client seals to, prepared while an answer is awaited:
    * setting one up is most of the cost of sealing (~0.5 ms per candidate), on the way to the first token otherwise.
@@ -117,7 +122,7 @@ export class LullClient implements AsyncDisposable {
 
   /** The models the network serves, each with the nodes whose certificates verified. */
   async models(options: { signal?: AbortSignal } = {}): Promise<ModelInfo[]> {
-    const stream = await this.#openStream(withTimeout(options.signal, this.#timeoutMs))
+    const stream = await this.#newStream(withTimeout(options.signal, this.#timeoutMs))
     const channel = new MessageChannel<typeof COORDINATOR_TO_CLIENT, ClientToCoordinator>(stream, {
       inbound: COORDINATOR_TO_CLIENT,
     })
@@ -138,7 +143,8 @@ export class LullClient implements AsyncDisposable {
       throw new ConnectionError(`fetching the catalogue failed: ${(error as Error).message}`, { cause: error })
     } finally {
       await channel.close()
-      this.#prepareSpare()
+      // The first request will need a session: it opens while the caller seals its prompt.
+      this.#prepareSession()
     }
   }
 
@@ -159,10 +165,9 @@ export class LullClient implements AsyncDisposable {
   async close(): Promise<void> {
     this.#closed = true
     this.#senders.clear()
-    const spare = this.#spare
-    this.#spare = undefined
-    spare?.then(
-      (stream) => stream.abort(new Error('client closed')),
+    for (const session of this.#sessions.splice(0)) session.close(new Error('client closed'))
+    this.#opening?.then(
+      (session) => session.close(new Error('client closed')),
       () => {},
     )
     await this.#host.stop()
@@ -317,58 +322,68 @@ export class LullClient implements AsyncDisposable {
       priority: options.priority ?? 0,
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
     }
-    // The stream is opened (or the spare taken) while the prompt is sealed: both are on the way to the first token.
-    const opening = this.#openStream(signal)
+    // A place on a session is taken (the session opened, if need be) while the prompt is sealed: both are on the way
+    // to the first token.
+    const starting = this.#startOnSession(requestId, signal)
     // Awaited below, after sealing; until then a failure must not count as an unhandled rejection.
-    opening.catch(() => {})
-    let sealing: Awaited<ReturnType<typeof sealRequest>>
+    starting.catch(() => {})
+    let submit: ClientToCoordinator
+    let contentKey: Uint8Array
     try {
-      sealing = await sealRequest(
+      const sealing = await sealRequest(
         body,
         candidates.map((node) => ({ nodeId: node.nodeId, publicKey: node.certificate.hpkePublicKey })),
         encodeHeaderAad(header),
         { senders: this.#senders },
       )
+      contentKey = sealing.contentKey
+      submit = {
+        type: 'submit',
+        ...(this.#apiKey === undefined ? {} : { apiKey: this.#apiKey }),
+        requestId,
+        header,
+        sealed: sealing.sealed,
+      }
+      // What the coordinator could not read it would answer without a request id, which ends a whole session: a
+      // request the schema refuses fails here, alone.
+      const checked = CLIENT_TO_COORDINATOR.safeParse(submit)
+      if (!checked.success) {
+        throw new LullError(ErrorCode.InvalidRequest, `the request is not valid: ${checked.error.issues[0]?.message}`, {
+          requestId,
+        })
+      }
     } catch (error) {
-      opening.then(
-        (stream) => stream.abort(new Error('the request was not sealed')),
+      starting.then(
+        (call) => call.release(),
         () => {},
       )
       throw error
     }
-    const { sealed, contentKey } = sealing
-    const stream = await opening
-    const channel = new MessageChannel<typeof COORDINATOR_TO_CLIENT, ClientToCoordinator>(stream, {
-      inbound: COORDINATOR_TO_CLIENT,
-    })
-    const onAbort = (): void => channel.abort(new AbortError(undefined, { requestId }))
+    const call = await starting
+    const onAbort = (): void => call.fail(new AbortError(undefined, { requestId }))
     signal?.addEventListener('abort', onAbort, { once: true })
     let finished = false
-    // Once the first token is in (or the attempt is over), the next request's stream and sender contexts are
-    // prepared. Earlier, that work would compete with this request on its way to the first token: a new stream's
-    // negotiation even reached the coordinator ahead of this request's submit.
+    // Once the first token is in (or the attempt is over), the sender contexts used are replaced. Earlier, that
+    // work would compete with this request on its way to the first token.
     let preparing = false
     const prepareNext = (): void => {
       if (preparing) return
       preparing = true
       setImmediate(() => {
-        if (this.#closed) return
-        this.#prepareSpare()
-        void this.#senders.refill()
+        if (!this.#closed) void this.#senders.refill()
       })
     }
     try {
-      const apiKey = this.#apiKey === undefined ? {} : { apiKey: this.#apiKey }
-      await channel.send({ type: 'submit', ...apiKey, requestId, header, sealed })
+      if (signal?.aborted) throw new AbortError(undefined, { requestId })
+      await call.send(submit)
       let opener: ResponseOpener | undefined
       let nodeId: string | undefined
       let finish: { reason: FinishReason; usage: Usage } | undefined
-      receiving: for await (const received of channel) {
+      receiving: for await (const received of call) {
         // The stream broke after the answer's final sealed chunk: the answer is whole, only `end` was lost.
         if (!received.ok && finish !== undefined && opener?.finished === true) break
         if (!received.ok) throw received.error
         const message = received.message
-        if ('requestId' in message && message.requestId !== undefined && message.requestId !== requestId) continue
         switch (message.type) {
           case 'dispatched':
             nodeId = message.nodeId
@@ -419,6 +434,10 @@ export class LullClient implements AsyncDisposable {
         yield { type: 'finish', finishReason: finish.reason, usage: finish.usage, nodeId, requestId }
         return
       }
+      if (opener === undefined) {
+        // Nothing came back for it: the coordinator closed the session (it is stopping, say) around the submit.
+        throw new ConnectionError('the coordinator closed the stream before taking the request', { requestId })
+      }
       throw new LullError(ErrorCode.NodeLost, 'the coordinator closed the stream before the answer ended', {
         requestId,
       })
@@ -432,13 +451,9 @@ export class LullClient implements AsyncDisposable {
     } finally {
       prepareNext()
       signal?.removeEventListener('abort', onAbort)
-      if (!finished) {
-        // The caller left early, aborted, or the answer failed: tell the coordinator to stop the node.
-        channel.trySend({ type: 'cancel', requestId })
-        channel.abort(new AbortError(undefined, { requestId }))
-      } else {
-        await channel.close()
-      }
+      // The caller left early, aborted, or the answer failed: tell the coordinator to stop the node.
+      if (!finished) call.trySend({ type: 'cancel', requestId })
+      call.release()
     }
   }
 
@@ -474,24 +489,42 @@ export class LullClient implements AsyncDisposable {
   }
 
   /**
-   * A stream to the coordinator for one request: the spare opened ahead of time when it is still usable. The next
-   * spare is opened by the caller once it is past its own latency-critical part.
+   * Starts `requestId` on a session with room for it: one already open, or the one being opened (opened if none is).
+   * The place is taken at once, so requests started together never overfill a session.
    */
-  async #openStream(signal: AbortSignal | undefined): Promise<Stream> {
-    const spare = this.#spare
-    this.#spare = undefined
-    const ready = spare === undefined ? undefined : await untilSettledOrAborted(spare, signal)
-    if (ready !== undefined && ready.status === 'open' && ready.writeStatus === 'writable') return ready
-    ready?.abort(new Error('stale spare stream'))
-    return await this.#newStream(signal)
+  async #startOnSession(requestId: string, signal: AbortSignal | undefined): Promise<SessionRequest> {
+    for (;;) {
+      if (signal?.aborted) throw new AbortError(undefined, { requestId })
+      const usable = this.#sessions.find((session) => session.usable)
+      if (usable !== undefined) return usable.start(requestId)
+      // Sessions that ended, or sit idle past reuse, are closed and forgotten.
+      this.#sessions = this.#sessions.filter((session) => {
+        if (!session.ended && session.size > 0) return true
+        session.close()
+        return false
+      })
+      // Other waiters may fill the new session first: look again once it is open.
+      await unlessAborted(this.#openSession(), signal)
+    }
   }
 
-  #prepareSpare(): void {
-    // One spare at a time: concurrent requests that each open a stream must not each leave one behind.
-    if (this.#closed || this.#spare !== undefined) return
-    const spare = this.#newStream(undefined)
-    spare.catch(() => {})
-    this.#spare = spare
+  #prepareSession(): void {
+    if (this.#closed || this.#sessions.some((session) => session.usable)) return
+    this.#openSession().catch(() => {})
+  }
+
+  #openSession(): Promise<RequestSession> {
+    this.#opening ??= this.#newStream(undefined)
+      .then((stream) => {
+        const session = new RequestSession(stream)
+        if (this.#closed) session.close(new Error('client closed'))
+        else this.#sessions.push(session)
+        return session
+      })
+      .finally(() => {
+        this.#opening = undefined
+      })
+    return this.#opening
   }
 
   async #newStream(signal: AbortSignal | undefined): Promise<Stream> {

@@ -32,7 +32,7 @@ import {
 } from './constants.js'
 import { DecisionLog } from './decision-log.js'
 import { DispatchBatcher } from './dispatch-batcher.js'
-import { type ClientChannel, clearJobTimers, type Job, newJob } from './job.js'
+import { type ClientReplies, clearJobTimers, type Job, newJob } from './job.js'
 import { createLogger, type Logger } from './logger.js'
 import { type MetricsServer, startMetricsServer } from './metrics-server.js'
 import { ModelQueues } from './model-queues.js'
@@ -285,7 +285,7 @@ export class Coordinator {
   }
 
   /** Places a submitted request, queues it, or refuses it. */
-  submit(client: ClientChannel, submit: SubmitMessage, clientId: string): Job {
+  submit(client: ClientReplies, submit: SubmitMessage, clientId: string): Job {
     const job = newJob(client, submit, clientId, Date.now())
     this.jobs.set(job.id, job)
     // Admission before any dispatch: key, rate limit, quota, credit reservation.
@@ -431,7 +431,7 @@ export class Coordinator {
     )
   }
 
-  /** Ends a job: the last message to the client (if any), slot and bookkeeping released, the client stream closed. */
+  /** Ends a job: the last message to the client (if any), slot and bookkeeping released, the job off its stream. */
   private finish(job: Job, last: CoordinatorToClient | undefined): void {
     if (job.status === 'finished') return
     const wasRunning = job.status === 'running'
@@ -449,7 +449,7 @@ export class Coordinator {
     }
     clearJobTimers(job)
     if (last !== undefined) job.client.trySend(last)
-    void job.client.close()
+    job.client.release()
     if (wasRunning && job.node !== undefined) {
       job.node.inFlight--
       job.node.lastAssignmentChangeMs = Date.now()

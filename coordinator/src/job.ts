@@ -1,13 +1,16 @@
-import {
-  type CLIENT_TO_COORDINATOR,
-  type CoordinatorToClient,
-  createRequestId,
-  type MessageChannel,
-  type SubmitMessage,
-} from '@lull/proto'
+import { type CoordinatorToClient, createRequestId, type SubmitMessage } from '@lull/proto'
 import type { NodeEntry } from './registry.js'
 
-export type ClientChannel = MessageChannel<typeof CLIENT_TO_COORDINATOR, CoordinatorToClient>
+/**
+ * Where a job's messages to its client go: the client stream the request came on, which may carry the client's
+ * other requests too.
+ */
+export interface ClientReplies {
+  /** Sends without waiting; dropped when the stream has gone. */
+  trySend(message: CoordinatorToClient): void
+  /** The job is over: it is forgotten by its stream, which stays open for the client's other requests. */
+  release(): void
+}
 
 /** A request the coordinator is routing. It never holds a key that opens `sealed`. */
 export interface Job {
@@ -17,7 +20,7 @@ export interface Job {
   /** Who asked, for fair sharing: the client connection's peer id (or, with accounts, the key's account). */
   clientId: string
   submit: SubmitMessage
-  client: ClientChannel
+  client: ClientReplies
   node: NodeEntry | undefined
   status: 'queued' | 'running' | 'finished'
   cancelled: boolean
@@ -44,7 +47,7 @@ export interface Job {
 }
 
 /** A job for a request just submitted: queued, on no node yet, under a fresh id of the coordinator's own. */
-export function newJob(client: ClientChannel, submit: SubmitMessage, clientId: string, nowMs: number): Job {
+export function newJob(client: ClientReplies, submit: SubmitMessage, clientId: string, nowMs: number): Job {
   return {
     id: createRequestId(),
     clientRequestId: submit.requestId,

@@ -1,6 +1,6 @@
 import type { SubmitMessage } from '@lull/proto'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { type ClientChannel, type Job, newJob } from './job.js'
+import { type ClientReplies, type Job, newJob } from './job.js'
 import { ModelQueues } from './model-queues.js'
 
 function job(model: string, clientId = 'client-a'): Job {
@@ -10,7 +10,7 @@ function job(model: string, clientId = 'client-a'): Job {
     header: { model, maxTokens: 8, sizeBucket: 1024, candidates: ['node-a'], priority: 0 },
     sealed: { ciphertext: new Uint8Array(0), keys: [] },
   } as unknown as SubmitMessage
-  return newJob({} as ClientChannel, submit, clientId, Date.now())
+  return newJob({} as ClientReplies, submit, clientId, Date.now())
 }
 
 describe('ModelQueues', () => {

@@ -83,6 +83,12 @@ export const MAX_NODE_LINK_STREAMS = 2
 /** Concurrent request streams one client connection may hold open; both ends set it. */
 export const MAX_CLIENT_STREAMS_PER_CONNECTION = 256
 /**
+ * Requests one client stream may carry at once. A client stream is long-lived and carries request after request
+ * (each message names its request); a client with more in flight opens another stream. Opening a stream per request
+ * cost the coordinator about as much CPU as the rest of the request's relaying.
+ */
+export const MAX_REQUESTS_PER_CLIENT_STREAM = 128
+/**
  * Largest yamux receive window per stream: how many bytes a peer may send ahead of what this host has read. When a
  * reader falls behind, the window stops growing and the peer must wait. Two frames, so a largest frame streams
  * without waiting for a window update.

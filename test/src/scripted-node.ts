@@ -64,6 +64,8 @@ export interface ScriptedNodeOptions {
 export class ScriptedNode {
   readonly nodeId: string
   readonly dispatches: DispatchMessage[] = []
+  /** Request ids the coordinator sent `cancel` for. */
+  readonly cancels: string[] = []
   behaviour: ScriptedBehaviour
   state: NodeState = 'serving'
   readonly #host: Libp2p
@@ -172,6 +174,7 @@ export class ScriptedNode {
         if (!received.ok) continue
         const message = received.message
         if (message.type === 'registered') registered.resolve()
+        else if (message.type === 'cancel') this.cancels.push(message.requestId)
         else if (message.type === 'error') registered.reject(new Error(`registration refused: ${message.message}`))
         else if (message.type === 'dispatch' || message.type === 'dispatch-batch') {
           const dispatches: DispatchMessage[] =

@@ -1,27 +1,25 @@
-import type { Stream } from '@libp2p/interface'
 import { AbortError } from '../errors.js'
 
 /**
- * The spare stream, or undefined if opening it failed. A request aborted (or timed out) meanwhile stops waiting at
- * once with an AbortError; the spare, if it opens later, is closed rather than leaked.
+ * `promise`, unless `signal` aborts first: then an AbortError at once. The work behind `promise` goes on (others may
+ * be waiting for it too).
  */
-export function untilSettledOrAborted(
-  spare: Promise<Stream>,
-  signal: AbortSignal | undefined,
-): Promise<Stream | undefined> {
-  const settled = spare.catch(() => undefined)
-  if (signal === undefined) return settled
+export function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise
   return new Promise((resolve, reject) => {
-    const onAbort = (): void => {
-      settled.then((stream) => stream?.abort(new Error('the request that was to use it was aborted')))
-      reject(new AbortError())
-    }
+    const onAbort = (): void => reject(new AbortError())
     if (signal.aborted) return onAbort()
     signal.addEventListener('abort', onAbort, { once: true })
-    settled.then((stream) => {
-      signal.removeEventListener('abort', onAbort)
-      resolve(stream)
-    })
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(value)
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(error)
+      },
+    )
   })
 }
 
