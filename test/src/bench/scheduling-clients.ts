@@ -1,9 +1,10 @@
 /**
- * The scheduling benchmark's clients: a few libp2p hosts submitting sealed requests as fast as `concurrency`
- * streams allow, each on its own client stream (one request per stream, as the SDK does), read to their end.
+ * The scheduling benchmark's clients: a few libp2p hosts submitting sealed requests, `concurrency` at a time, each
+ * host on one long-lived client stream that carries all its requests (as the SDK's session does), each read to its
+ * end.
  */
 import { randomBytes } from 'node:crypto'
-import type { Libp2p } from '@libp2p/interface'
+import type { Libp2p, Stream } from '@libp2p/interface'
 import { LullClient } from '@lull/client-sdk'
 import {
   CLIENT_PROTOCOL,
@@ -68,8 +69,10 @@ export async function runClients(address: string, settings: ClientSettings): Pro
   const hosts: Libp2p[] = []
   for (let index = 0; index < CLIENT_HOSTS; index++) hosts.push(await createLullHost())
   const target = multiaddr(address)
-  // One warm connection per host before the clock starts.
-  await Promise.all(hosts.map((host) => host.dial(target)))
+  // One warm connection and one session stream per host before the clock starts.
+  const sessions = await Promise.all(
+    hosts.map(async (host) => openSession(await host.dialProtocol(target, CLIENT_PROTOCOL))),
+  )
 
   const latenciesMs: number[] = []
   const errorCodes: Record<string, number> = {}
@@ -79,27 +82,11 @@ export async function runClients(address: string, settings: ClientSettings): Pro
   const started = performance.now()
   const endAt = started + settings.seconds * 1000
   const worker = async (index: number) => {
-    const host = hosts[index % hosts.length] as Libp2p
+    const session = sessions[index % sessions.length] as Session
     while (performance.now() < endAt) {
       const request = pool[next++ % pool.length] as Omit<SubmitMessage, 'requestId'>
       const sentAt = performance.now()
-      const stream = await host.dialProtocol(target, CLIENT_PROTOCOL)
-      const channel = new MessageChannel<typeof COORDINATOR_TO_CLIENT, ClientToCoordinator>(stream, {
-        inbound: COORDINATOR_TO_CLIENT,
-      })
-      await channel.send({ ...request, requestId: createRequestId() })
-      let outcome = 'closed'
-      for await (const received of channel) {
-        if (!received.ok) {
-          outcome = received.error.code
-          break
-        }
-        const message = received.message
-        if (message.type === 'end') outcome = 'end'
-        else if (message.type === 'error') outcome = message.code
-        if (outcome !== 'closed') break
-      }
-      await channel.close().catch(() => undefined)
+      const outcome = await session.submit({ ...request, requestId: createRequestId() })
       if (outcome === 'end') {
         completed++
         latenciesMs.push(performance.now() - sentAt)
@@ -124,4 +111,43 @@ export async function runClients(address: string, settings: ClientSettings): Pro
   })
   await Promise.allSettled(hosts.map((host) => host.stop()))
   process.exit(0)
+}
+
+interface Session {
+  /** Submits on the session; resolves with how the request ended: `end`, an error code, or `closed`. */
+  submit(message: SubmitMessage): Promise<string>
+}
+
+/** A client stream carrying many requests: each message goes to the request it names. */
+function openSession(stream: Stream): Session {
+  const channel = new MessageChannel<typeof COORDINATOR_TO_CLIENT, ClientToCoordinator>(stream, {
+    inbound: COORDINATOR_TO_CLIENT,
+  })
+  const waiting = new Map<string, (outcome: string) => void>()
+  void (async () => {
+    try {
+      for await (const received of channel) {
+        if (!received.ok) break
+        const message = received.message
+        if (message.type !== 'end' && message.type !== 'error') continue
+        const requestId = message.requestId ?? ''
+        waiting.get(requestId)?.(message.type === 'end' ? 'end' : message.code)
+        waiting.delete(requestId)
+      }
+    } catch {
+      // The stream broke: every request still waiting is lost.
+    }
+    for (const settle of waiting.values()) settle('closed')
+    waiting.clear()
+  })()
+  return {
+    submit: (message) =>
+      new Promise((resolve) => {
+        waiting.set(message.requestId, resolve)
+        channel.send(message).catch(() => {
+          waiting.delete(message.requestId)
+          resolve('closed')
+        })
+      }),
+  }
 }
