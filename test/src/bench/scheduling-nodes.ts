@@ -29,7 +29,7 @@ export interface SimulatedNodeSettings {
 }
 
 /** Tokens per chunk: nodes coalesce a few tokens per sealed chunk. */
-const TOKENS_PER_CHUNK = 4
+export const TOKENS_PER_CHUNK = 4
 /** The coordinator accepts this many new connections per second from one address; stay under it. */
 const DIALS_PER_SECOND = 80
 const HEARTBEAT_MS = 5_000

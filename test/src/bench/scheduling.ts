@@ -12,17 +12,20 @@
  *
  * Measures end-to-end requests/s through the coordinator, and the decision itself (placement, timed with
  * performance.now() inside the coordinator through its `onDecisionTimed` hook) as p50/p99. Then, with the same
- * registry of 1,000 real registrations, the decision alone in a loop (placements/s). Prints a table and writes
+ * registry of 1,000 real registrations, the decision alone in a loop (placements/s). Last, the baseline in the same
+ * run: libp2p alone, a bare host echoing messages (transport-floor.ts), whose CPU per message times the messages a
+ * request sends through the coordinator is the floor under its cost per request. Prints a table and writes
  * bench-results/scheduling.json. Targets: >= 5,000 requests/s and p99 decision < 2 ms.
  */
 import '@lull/proto/polyfill'
 import { type ChildProcess, fork } from 'node:child_process'
 import { parseArgs } from 'node:util'
 import { Coordinator, createLogger, placeRequest } from '@lull/coordinator'
-import type { RequestHeader } from '@lull/proto'
+import { createLullHost, type RequestHeader } from '@lull/proto'
 import { printTable, progressLine, writeResult } from './report.js'
 import { runClients } from './scheduling-clients.js'
-import { runSimulatedNodes } from './scheduling-nodes.js'
+import { runSimulatedNodes, TOKENS_PER_CHUNK } from './scheduling-nodes.js'
+import { ECHO_MESSAGE_BYTES, type EchoResult, runEchoClients, serveEcho } from './transport-floor.js'
 
 const { values } = parseArgs({
   options: {
@@ -60,14 +63,20 @@ if (values.role === 'nodes') {
   await runSimulatedNodes(values.coordinator ?? '', settings)
 } else if (values.role === 'clients') {
   await runClients(values.coordinator ?? '', settings)
+} else if (values.role === 'echo-clients') {
+  await runEchoClients(values.coordinator ?? '', settings)
 } else {
   await runCoordinator()
 }
 
 /** Starts a child in `role`, and resolves with the first message it sends (its result). */
-function child(role: string, address: string): { process: ChildProcess; result: Promise<unknown> } {
+function child(
+  role: string,
+  address: string,
+  overrides: Record<string, string> = {},
+): { process: ChildProcess; result: Promise<unknown> } {
   const args = ['--role', role, '--coordinator', address]
-  for (const [name, value] of Object.entries(values)) {
+  for (const [name, value] of Object.entries({ ...values, ...overrides })) {
     if (name === 'role' || name === 'coordinator' || typeof value !== 'string') continue
     args.push(`--${name}`, value)
   }
@@ -154,6 +163,18 @@ async function runCoordinator(): Promise<void> {
       }
     }
     const placementsPerSecond = placements / ((performance.now() - loopStarted) / 1000)
+
+    // The baseline: libp2p alone, same machine, same run. The Lull network is stopped first so that this process
+    // does nothing else meanwhile.
+    progress('measuring the transport floor (a bare libp2p echo, no Lull)…')
+    for (const spawned of children.splice(0)) spawned.kill()
+    await coordinator.stop()
+    const floor = await transportFloor()
+    // Messages through the coordinator per request: in, the submit, each chunk and the end; out, the dispatch, the
+    // `dispatched` note, each chunk and the end.
+    const chunks = Math.ceil(settings.tokens / TOKENS_PER_CHUNK)
+    const messagesPerRequest = 2 * chunks + 5
+    const floorMsPerRequest = ((floor.cpuUsPerMessage / 2) * messagesPerRequest) / 1000
     progress('')
 
     const requestsPerSecond = load.completed / load.seconds
@@ -170,6 +191,15 @@ async function runCoordinator(): Promise<void> {
         latencyP99Ms: load.latencyP99Ms,
         coordinatorCpuMsPerRequest: cpuMsPerRequest,
         requestsPerSecondPerCoordinatorCore: 1000 / cpuMsPerRequest,
+      },
+      transportFloor: {
+        messageBytes: ECHO_MESSAGE_BYTES,
+        messagesEchoed: floor.messages,
+        echoedPerSecond: floor.messages / floor.seconds,
+        cpuUsPerMessageEchoed: floor.cpuUsPerMessage,
+        messagesThroughCoordinatorPerRequest: messagesPerRequest,
+        floorCpuMsPerRequest: floorMsPerRequest,
+        coordinatorCpuOverFloor: cpuMsPerRequest / floorMsPerRequest,
       },
       decision: {
         samples: decisionCount,
@@ -193,6 +223,17 @@ async function runCoordinator(): Promise<void> {
         value: f(cpuMsPerRequest, 3),
         target: `(${f(1000 / cpuMsPerRequest, 0)} requests/s per core)`,
       },
+      {
+        measure: 'libp2p alone: CPU per message echoed (µs)',
+        value: f(floor.cpuUsPerMessage, 1),
+        target: `(${f(floor.messages / floor.seconds, 0)} echoed/s)`,
+      },
+      {
+        measure: `  × ${messagesPerRequest} messages per request ÷ 2 (ms)`,
+        value: f(floorMsPerRequest, 3),
+        target: `(floor: ${f(1000 / floorMsPerRequest, 0)} requests/s per core)`,
+      },
+      { measure: 'coordinator CPU per request ÷ floor', value: f(cpuMsPerRequest / floorMsPerRequest, 2), target: '' },
       { measure: 'requests completed / failed', value: `${load.completed} / ${load.failed}`, target: '' },
       {
         measure: 'request latency p50 / p99 (ms)',
@@ -211,5 +252,24 @@ async function runCoordinator(): Promise<void> {
   } finally {
     for (const spawned of children) spawned.kill()
     await coordinator.stop()
+  }
+}
+
+/**
+ * A bare Lull host echoing what a child's clients send (transport-floor.ts), for half the load phase (at most 5 s):
+ * this process's CPU time per message received and sent back.
+ */
+async function transportFloor(): Promise<EchoResult & { cpuUsPerMessage: number }> {
+  const host = await createLullHost({ listen: ['/ip4/127.0.0.1/tcp/0'] })
+  try {
+    await serveEcho(host)
+    const address = host.getMultiaddrs()[0]?.toString() ?? ''
+    const cpuBefore = process.cpuUsage()
+    const echo = child('echo-clients', address, { seconds: String(Math.min(5, settings.seconds / 2)) })
+    const result = (await echo.result) as EchoResult
+    const cpu = process.cpuUsage(cpuBefore)
+    return { ...result, cpuUsPerMessage: (cpu.user + cpu.system) / Math.max(1, result.messages) }
+  } finally {
+    await host.stop()
   }
 }
