@@ -1,3 +1,6 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import {
   type Clock,
@@ -10,7 +13,7 @@ import {
   type PolicyStatus,
   parseIdleMode,
 } from './idle-policy.js'
-import { parseHidIdleSeconds, parsePmsetThermalPressure } from './idle-signals.js'
+import { parseHidIdleSeconds, parsePmsetThermalPressure, readSysfsMaxCelsius } from './idle-signals.js'
 
 const AWAY: IdleSignals = {
   userIdleSeconds: 3_600,
@@ -337,5 +340,29 @@ describe('system signal parsers', () => {
     expect(parsePmsetThermalPressure('CPU_Speed_Limit \t= 70')).toBe(true)
     expect(parsePmsetThermalPressure('Note: No thermal warning level has been recorded')).toBe(false)
     expect(parsePmsetThermalPressure('')).toBeNull()
+  })
+})
+
+describe('Linux temperatures from sysfs', () => {
+  it('reads the hottest plausible thermal zone or hwmon sensor, without starting a process', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'lull-sysfs-'))
+    try {
+      const write = async (path: string, text: string) => {
+        await mkdir(join(root, path, '..'), { recursive: true })
+        await writeFile(join(root, path), text)
+      }
+      expect(await readSysfsMaxCelsius(root)).toBeNull()
+      await write('thermal/thermal_zone0/temp', '45000\n')
+      await write('thermal/thermal_zone1/temp', '-40000\n') // a placeholder, not a temperature
+      await write('thermal/cooling_device0/temp', '99000\n') // not a zone
+      await write('hwmon/hwmon0/temp1_input', '71500\n')
+      await write('hwmon/hwmon0/temp1_label', 'Package id 0\n')
+      await write('hwmon/hwmon1/temp2_input', 'garbage')
+      expect(await readSysfsMaxCelsius(root)).toBe(71.5)
+      await write('thermal/thermal_zone2/temp', '93000')
+      expect(await readSysfsMaxCelsius(root)).toBe(93)
+    } finally {
+      await rm(root, { recursive: true, force: true })
+    }
   })
 })

@@ -1,5 +1,7 @@
 import { execFile } from 'node:child_process'
+import { readdir, readFile } from 'node:fs/promises'
 import { cpus } from 'node:os'
+import { join } from 'node:path'
 import { promisify } from 'node:util'
 import si from 'systeminformation'
 import type { IdleSignalSource, IdleSignals } from './idle-policy.js'
@@ -25,6 +27,35 @@ export function parsePmsetThermalPressure(output: string): boolean | null {
   return /No thermal warning level has been recorded/i.test(output) ? false : null
 }
 
+/** Readings outside this range (°C) are a sensor's placeholder or fault, not a temperature. */
+const PLAUSIBLE_CELSIUS = { above: 0, below: 150 }
+
+/**
+ * The hottest temperature Linux reports, in °C, read from sysfs: every thermal zone (`thermal/thermal_zoneN/temp`)
+ * and hwmon sensor (`hwmon/hwmonN/tempM_input`), in millidegrees. Null when there is none (virtual machines
+ * often have none). No process is started: systeminformation's `cpuTemperature()` runs four shell commands with
+ * `spawnSync` on Linux, which held the node's event loop (and so its streaming answers) for ~20 ms each time.
+ */
+export async function readSysfsMaxCelsius(classRoot = '/sys/class'): Promise<number | null> {
+  const files: string[] = []
+  const listed = async (dir: string): Promise<string[]> => await readdir(dir).catch(() => [])
+  for (const zone of await listed(join(classRoot, 'thermal'))) {
+    if (zone.startsWith('thermal_zone')) files.push(join(classRoot, 'thermal', zone, 'temp'))
+  }
+  for (const monitor of await listed(join(classRoot, 'hwmon'))) {
+    for (const file of await listed(join(classRoot, 'hwmon', monitor))) {
+      if (/^temp\d+_input$/.test(file)) files.push(join(classRoot, 'hwmon', monitor, file))
+    }
+  }
+  const readings = await Promise.all(
+    files.map(async (file) => Number((await readFile(file, 'utf8').catch(() => '')).trim()) / 1000),
+  )
+  const plausible = readings.filter(
+    (celsius) => Number.isFinite(celsius) && celsius > PLAUSIBLE_CELSIUS.above && celsius < PLAUSIBLE_CELSIUS.below,
+  )
+  return plausible.length === 0 ? null : Math.max(...plausible)
+}
+
 interface CpuSample {
   busyMs: number
   totalMs: number
@@ -45,8 +76,8 @@ function sampleCpu(): CpuSample {
 
 /**
  * Reads this machine's idle signals: user input idle time (macOS `ioreg` HIDIdleTime; Linux `xprintidle` when
- * installed), battery (systeminformation), thermal pressure (macOS `pmset -g therm`; elsewhere the CPU
- * temperature), and the CPU used by processes other than this one (all cores' busy time minus this process's).
+ * installed), battery (systeminformation), thermal pressure (macOS `pmset -g therm`; Linux the hottest sysfs
+ * sensor; elsewhere systeminformation's CPU temperature), and the CPU used by processes other than this one (all cores' busy time minus this process's).
  */
 export class SystemIdleSignals implements IdleSignalSource {
   readonly #notes: string[] = []
@@ -127,6 +158,9 @@ export class SystemIdleSignals implements IdleSignalSource {
         if (process.platform === 'darwin') {
           const { stdout } = await run('pmset', ['-g', 'therm'], { timeout: COMMAND_TIMEOUT_MS })
           pressure = parsePmsetThermalPressure(stdout)
+        } else if (process.platform === 'linux') {
+          const celsius = await readSysfsMaxCelsius()
+          pressure = celsius === null ? null : celsius >= THERMAL_HOT_CELSIUS
         } else {
           const { main } = await si.cpuTemperature()
           pressure = typeof main === 'number' && main > 0 ? main >= THERMAL_HOT_CELSIUS : null
