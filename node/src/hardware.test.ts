@@ -7,6 +7,7 @@ import {
   describeHardware,
   engineThreadsFor,
   liveHardware,
+  parseVmStatAvailable,
 } from './hardware.js'
 
 describe('hardware', () => {
@@ -42,10 +43,36 @@ describe('hardware', () => {
     const failing = { ...mac, mem: async () => Promise.reject(new Error('vm_stat: not found')) }
     expect(await availableMemoryBytes(failing)).toBe(0.4 * gib)
     expect(await availableMemoryBytes({ ...mac, mem: async () => ({ available: 0 }) })).toBe(0.4 * gib)
-    // Linux's and Windows' figure already is the available memory: systeminformation is not asked.
+    // Linux's and Windows' figure already is the available memory: vm_stat is not asked.
     const linux = { platform: 'linux' as const, freemem: () => 3 * gib, mem: () => Promise.reject(new Error('unused')) }
     expect(await availableMemoryBytes(linux)).toBe(3 * gib)
     expect(await availableMemoryBytes()).toBeGreaterThan(0)
+  })
+
+  it("reads macOS's available memory from vm_stat: everything but anonymous, wired and compressed pages", () => {
+    // vm_stat on a 16 GiB Apple-silicon Mac (16 KiB pages), abridged.
+    const output = [
+      'Mach Virtual Memory Statistics: (page size of 16384 bytes)',
+      'Pages free:                                7000.',
+      'Pages active:                            300000.',
+      'Pages inactive:                          290000.',
+      'Pages speculative:                         5000.',
+      'Pages throttled:                              0.',
+      'Pages wired down:                        150000.',
+      'Pages purgeable:                          10000.',
+      '"Translation faults":                 987654321.',
+      'File-backed pages:                       280000.',
+      'Anonymous pages:                         315000.',
+      'Pages stored in compressor:              400000.',
+      'Pages occupied by compressor:             60000.',
+    ].join('\n')
+    const total = 16 * 1024 ** 3
+    const inUse = (315_000 - 10_000 + 150_000 + 60_000) * 16_384
+    expect(parseVmStatAvailable(output, total)).toBe(total - inUse)
+    expect(parseVmStatAvailable('command not found', total)).toBeNull()
+    expect(parseVmStatAvailable(output.replace(/Anonymous pages.*\n/, ''), total)).toBeNull()
+    // Counts that cannot be right for this machine are not believed.
+    expect(parseVmStatAvailable(output, 1024 ** 3)).toBeNull()
   })
 
   it('reads the live parts on demand', () => {

@@ -1,6 +1,10 @@
+import { execFile } from 'node:child_process'
 import { availableParallelism, cpus, freemem, loadavg, totalmem } from 'node:os'
+import { promisify } from 'node:util'
 import type { HardwareSummary } from '@lull/proto'
 import si from 'systeminformation'
+
+const run = promisify(execFile)
 
 /** The CPU as systeminformation reports it, falling back to Node's view (logical cores) where it cannot. */
 export async function describeCpu(): Promise<{ model: string; physicalCores: number; logicalCores: number }> {
@@ -68,17 +72,50 @@ export interface LiveHardware {
 export interface MemorySources {
   platform: NodeJS.Platform
   freemem: () => number
-  /** systeminformation's reading; only `available` is used. */
+  /** macOS: memory available for new allocations (see {@link readVmStatAvailable}). */
   mem: () => Promise<{ available: number }>
 }
 
-const SYSTEM_MEMORY_SOURCES: MemorySources = { platform: process.platform, freemem, mem: () => si.mem() }
+/**
+ * Memory available on macOS from `vm_stat`'s output: everything but the pages in use by processes (anonymous pages
+ * that are not purgeable, wired pages and the compressor's), so free pages plus the file cache the kernel hands back
+ * on demand; systeminformation's `mem()` reckons `available` the same way. The page size is in the first line.
+ * Null when the output is not vm_stat's.
+ */
+export function parseVmStatAvailable(output: string, totalBytes: number): number | null {
+  const pageSize = Number(/page size of (\d+) bytes/.exec(output)?.[1])
+  if (!Number.isFinite(pageSize) || pageSize <= 0) return null
+  const pages = (label: string): number | null => {
+    const match = new RegExp(`^${label}:\\s+(\\d+)\\.?$`, 'm').exec(output)
+    return match === null ? null : Number(match[1])
+  }
+  const anonymous = pages('Anonymous pages')
+  const wired = pages('Pages wired down')
+  if (anonymous === null || wired === null) return null
+  const inUse =
+    (anonymous - (pages('Pages purgeable') ?? 0) + wired + (pages('Pages occupied by compressor') ?? 0)) * pageSize
+  const available = totalBytes - inUse
+  return available > 0 && available <= totalBytes ? available : null
+}
+
+/**
+ * Runs `vm_stat` (asynchronously, no shell). systeminformation's `mem()` on macOS also runs `sysctl` with
+ * `execSync`, which would hold the node's event loop, and so its streaming answers, on every reading.
+ */
+async function readVmStatAvailable(): Promise<{ available: number }> {
+  const { stdout } = await run('vm_stat', [], { timeout: 2_000 })
+  const available = parseVmStatAvailable(stdout, totalmem())
+  if (available === null) throw new Error('unexpected vm_stat output')
+  return { available }
+}
+
+const SYSTEM_MEMORY_SOURCES: MemorySources = { platform: process.platform, freemem, mem: readVmStatAvailable }
 
 /**
  * Memory a new allocation can count on. On Linux `os.freemem()` is the kernel's MemAvailable and on Windows the
  * available physical memory, both what is wanted. On macOS it is only the free page count, which leaves out the
  * file cache the kernel hands back on demand (a 16 GiB Mac often reads under 1 GiB "free"): there systeminformation's
- * `available` (free plus reclaimable cache, from `vm_stat`) is used, falling back to the free pages if it fails.
+ * `vm_stat`'s available memory (free plus reclaimable cache) is used, falling back to the free pages if it fails.
  */
 export async function availableMemoryBytes(sources: MemorySources = SYSTEM_MEMORY_SOURCES): Promise<number> {
   if (sources.platform !== 'darwin') return sources.freemem()
