@@ -195,3 +195,52 @@ describe('MessageChannel limits', () => {
     expect(defaultChannelLimits().idleTimeoutMs).toBe(Number.POSITIVE_INFINITY)
   })
 })
+
+describe('MessageChannel sending', () => {
+  const error = (n: number): CoordinatorToClient => ({ type: 'error', code: 'internal', message: `message ${n}` })
+  const texts = (items: Item[]) => items.map((item) => item.ok && item.message.type === 'error' && item.message.message)
+
+  it('hands the messages of one turn to the stream as one write, in order; a later turn writes again', async () => {
+    const [local, remote] = await pair()
+    const sender: Channel = new MessageChannel(local, { inbound: COORDINATOR_TO_CLIENT })
+    const receiver: Channel = new MessageChannel(remote, { inbound: COORDINATOR_TO_CLIENT })
+    const writes: number[] = []
+    remote.addEventListener('message', (event) => writes.push(event.data.byteLength))
+    sender.trySend(error(1))
+    sender.trySend(error(2))
+    await Promise.resolve()
+    await sender.send(error(3)) // a promise job of the same turn: the same write
+    await sleep(5)
+    expect(writes).toHaveLength(1)
+    await sender.send(error(4))
+    await sleep(5)
+    expect(writes).toHaveLength(2)
+    await sender.close()
+    expect(texts(await collect(receiver))).toEqual(['message 1', 'message 2', 'message 3', 'message 4'])
+  })
+
+  it('sends what a turn queued before closing in that turn', async () => {
+    const [local, remote] = await pair()
+    const sender: Channel = new MessageChannel(local, { inbound: COORDINATOR_TO_CLIENT })
+    const receiver: Channel = new MessageChannel(remote, { inbound: COORDINATOR_TO_CLIENT })
+    sender.trySend(error(1))
+    sender.trySend(error(2))
+    await sender.close()
+    expect(texts(await collect(receiver))).toEqual(['message 1', 'message 2'])
+    await expect(sender.send(error(3))).rejects.toThrow()
+    expect(sender.trySend(error(3))).toBe(false)
+  })
+})
+
+describe('MessageChannel sending, then resetting', () => {
+  it('writes what the turn sent before the reset, as an unbatched send would have', async () => {
+    const [local, remote] = await pair()
+    const sender: Channel = new MessageChannel(local, { inbound: COORDINATOR_TO_CLIENT })
+    const received: number[] = []
+    remote.addEventListener('message', (event) => received.push(event.data.byteLength))
+    sender.trySend({ type: 'error', code: 'frame-too-large', message: 'that frame was too large' })
+    sender.abort(new Error('dropping the link'))
+    await sleep(5)
+    expect(received).toHaveLength(1)
+  })
+})

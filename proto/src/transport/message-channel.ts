@@ -145,6 +145,10 @@ export class MessageChannel<S extends z.ZodType, Out extends AnyMessage = AnyMes
   private frameStartedMs: number | undefined
   private watchdog: NodeJS.Timeout | undefined
   private watchdogAtMs = Number.POSITIVE_INFINITY
+  /** Frames sent in this turn of the event loop, handed to the stream together at its end (see `send`). */
+  private outbox: Uint8Array[] = []
+  /** Settles when the outbox has been handed to the stream: whether the stream can take more right away. */
+  private outboxSent: Promise<boolean> | undefined
 
   constructor(stream: Stream, options: MessageChannelOptions<S>) {
     this.stream = stream
@@ -178,13 +182,40 @@ export class MessageChannel<S extends z.ZodType, Out extends AnyMessage = AnyMes
 
   /**
    * Queues a message; resolves once the stream can take more (backpressure). Messages keep their order.
+   *
+   * Messages sent in one turn of the event loop (including its promise jobs) go to the stream together, as one
+   * write: one yamux frame and one noise message for all of them, and one window update from the peer, instead of
+   * one each. A relay that forwards an answer's last chunk and its `end` together, or several requests' chunks, pays
+   * the transport's per-message cost once.
    * @throws when the stream is closed
    */
   async send(message: Out, options: { signal?: AbortSignal } = {}): Promise<void> {
     const payload = encodeMessage(message)
     this.observer?.('out', payload)
     this.lastActivityMs = now()
-    if (!this.stream.send(encodeFrame(payload, this.maxFrameBytes))) await this.stream.onDrain(options)
+    const frame = encodeFrame(payload, this.maxFrameBytes)
+    // A stream that cannot be written refuses the frame now, with the stream's own error.
+    if (this.stream.writeStatus !== 'writable') this.stream.send(frame)
+    this.outbox.push(frame)
+    this.outboxSent ??= new Promise<boolean>((resolve, reject) => {
+      process.nextTick(() => {
+        try {
+          resolve(this.flushOutbox())
+        } catch (error) {
+          reject(error)
+        }
+      })
+    })
+    if (!(await this.outboxSent)) await this.stream.onDrain(options)
+  }
+
+  /** Hands the frames sent so far to the stream; whether it can take more right away. */
+  private flushOutbox(): boolean {
+    const frames = this.outbox
+    this.outbox = []
+    this.outboxSent = undefined
+    if (frames.length === 0) return true
+    return this.stream.send(frames.length === 1 ? (frames[0] as Uint8Array) : Buffer.concat(frames))
   }
 
   /** Sends without waiting; returns false when the stream is already gone. */
@@ -228,14 +259,30 @@ export class MessageChannel<S extends z.ZodType, Out extends AnyMessage = AnyMes
   /** Closes the writing side after queued messages are sent; bounded by `signal` or 5 s. */
   async close(options: { signal?: AbortSignal } = {}): Promise<void> {
     try {
+      this.sendOutboxNow()
       await this.stream.close({ signal: options.signal ?? AbortSignal.timeout(5_000) })
     } catch {
       this.stream.abort(new Error('stream close timed out'))
     }
   }
 
+  /** Resets the stream; messages sent in this turn are written first, as they would have been without batching. */
   abort(reason: Error): void {
+    this.sendOutboxNow()
     this.stream.abort(reason)
+  }
+
+  /**
+   * Writes the messages sent in this turn at once, before the stream is closed or reset under them (an error reply
+   * then a reset, say). Their senders still hear how it went from the pending flush.
+   */
+  private sendOutboxNow(): void {
+    if (this.outbox.length === 0 || this.stream.writeStatus !== 'writable') return
+    try {
+      this.flushOutbox()
+    } catch {
+      // The stream is going anyway.
+    }
   }
 
   private readonly onMessage = (event: StreamMessageEvent): void => {
@@ -388,6 +435,7 @@ export class MessageChannel<S extends z.ZodType, Out extends AnyMessage = AnyMes
     if (this.failure !== undefined || this.closed) return
     this.failure = error
     this.ended = true
+    this.sendOutboxNow()
     this.stream.abort(error)
     this.notify()
   }
