@@ -27,7 +27,7 @@ export function parsePmsetThermalPressure(output: string): boolean | null {
   return /No thermal warning level has been recorded/i.test(output) ? false : null
 }
 
-/** Readings outside this range (°C) are a sensor's placeholder or fault, not a temperature. */
+/** Readings outside this range (°C) are a sensor's dummy value or a fault, not a temperature. */
 const PLAUSIBLE_CELSIUS = { above: 0, below: 150 }
 
 /**
