@@ -5,9 +5,11 @@ import { type TCPComponents, type TCPOptions, tcp } from '@libp2p/tcp'
 /**
  * Makes every write to `socket` made in one turn of the event loop leave in one system call: the first write of a
  * turn corks the socket and the uncork is queued behind it (`process.nextTick`, so after the promise jobs of that
- * turn too). libp2p writes each yamux frame of each stream to the socket as it is sent (one noise message, one
- * `write` each); a coordinator relaying many answers, or a node sending a chunk and its `end`, would otherwise pay a
- * system call per message. Data still leaves in the same turn, so nothing waits on a timer.
+ * turn too). libp2p writes each yamux frame to the socket as it is sent (one noise message, one `write` each).
+ * `MessageChannel` already sends one stream's messages of a turn as one frame; this joins what a turn writes across
+ * the connection's streams (a coordinator relaying several answers to one client, a node's chunks for several
+ * requests) and yamux's own frames (window updates, pings). Data still leaves in the same turn, so nothing waits on
+ * a timer.
  */
 export function coalesceSocketWrites(socket: Socket): void {
   const write = socket.write

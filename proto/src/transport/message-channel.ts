@@ -197,15 +197,20 @@ export class MessageChannel<S extends z.ZodType, Out extends AnyMessage = AnyMes
     // A stream that cannot be written refuses the frame now, with the stream's own error.
     if (this.stream.writeStatus !== 'writable') this.stream.send(frame)
     this.outbox.push(frame)
-    this.outboxSent ??= new Promise<boolean>((resolve, reject) => {
-      process.nextTick(() => {
-        try {
-          resolve(this.flushOutbox())
-        } catch (error) {
-          reject(error)
-        }
+    if (this.outboxSent === undefined) {
+      const sent: Promise<boolean> = new Promise((resolve, reject) => {
+        process.nextTick(() => {
+          // Already written by a close or reset in this turn: nothing of this turn is left to send.
+          if (this.outboxSent !== sent) return resolve(true)
+          try {
+            resolve(this.flushOutbox())
+          } catch (error) {
+            reject(error)
+          }
+        })
       })
-    })
+      this.outboxSent = sent
+    }
     if (!(await this.outboxSent)) await this.stream.onDrain(options)
   }
 
