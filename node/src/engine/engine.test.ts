@@ -118,6 +118,41 @@ describe('Engine', () => {
     expect(new Set(alone.map((result) => result.text)).size).toBe(seeds.length)
   })
 
+  it('ends short requests while long ones run, and their slots take the next ones meanwhile', async () => {
+    // Seeds whose replies run to maxTokens, so the long requests cannot end early on end-of-sequence.
+    const longSeeds: number[] = []
+    for (let seed = 1; seed < 60 && longSeeds.length < 2; seed++) {
+      if ((await collect(engine, { seed, maxTokens: 300 })).finishReason === 'length') longSeeds.push(seed)
+    }
+    expect(longSeeds).toHaveLength(2)
+    let longEnded = false
+    const started: Promise<void>[] = []
+    const long = Promise.all(
+      longSeeds.map((seed) => {
+        const { promise, resolve } = Promise.withResolvers<void>()
+        started.push(promise)
+        return collect(engine, { seed, maxTokens: 300 }, { onChunk: () => resolve() })
+      }),
+    ).finally(() => {
+      longEnded = true
+    })
+    await Promise.all(started)
+
+    // The other two slots, twice over: the second pair needs the slots the first one freed. With two sequences
+    // generating, node-llama-cpp's batch loop never lets go of the lock a clear needs unless the engine makes it.
+    const shortPair = () => Promise.all([21, 22].map((seed) => collect(engine, { seed, maxTokens: 3 })))
+    expect((await shortPair()).map((result) => result.outputTokens)).toEqual([3, 3])
+    expect(longEnded).toBe(false)
+    expect((await shortPair()).map((result) => result.outputTokens)).toEqual([3, 3])
+    expect(longEnded).toBe(false)
+
+    const results = await long
+    expect(results.map((result) => [result.finishReason, result.outputTokens])).toEqual([
+      ['length', 300],
+      ['length', 300],
+    ])
+  })
+
   it('rejects a request when every slot is busy', async () => {
     const running = [1, 2, 3, 4].map((seed) => collect(engine, { seed }))
     expect(engine.busySlots).toBe(SLOTS)
