@@ -1,12 +1,15 @@
 /**
  * Benchmark (not a test): aggregate output tokens/s of N concurrent requests on one node's engine (parallel
  * sequences in one context) against the same requests run one at a time, in the same run on the same model.
+ * Concurrency is measured two ways over the same request list (N × --per-slot requests a round):
+ *   - sustained: N requests in flight at all times, the next starting as soon as one ends (a node under load);
+ *   - waves: N started together and all awaited before the next N (each wave drains to its longest answer).
  *
  *   npm run build && node test/dist/bench/batching.js [--concurrency 8 | 1,2,4,8,16] [--tokens 128] [--threads 1]
- *     [--rounds 3] [--json] [--out DIR]
+ *     [--rounds 3] [--per-slot 4] [--json] [--out DIR]
  *
  * Prints a table (and, with --json, one JSON object on stdout) and writes bench-results/batching.json.
- * Target on lull-tiny at 8 concurrent requests: concurrent / sequential >= 2.5.
+ * Target on lull-tiny at 8 concurrent requests (sustained): concurrent / sequential >= 2.5.
  */
 import '@lull/proto/polyfill'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -22,6 +25,7 @@ const { values } = parseArgs({
     tokens: { type: 'string', default: '128' },
     threads: { type: 'string', default: '1' },
     rounds: { type: 'string', default: '3' },
+    'per-slot': { type: 'string', default: '4' },
     json: { type: 'boolean', default: false },
     out: { type: 'string' },
   },
@@ -34,10 +38,15 @@ if (levels.some((level) => !Number.isInteger(level) || level < 1)) {
 const maxTokens = Number(values.tokens)
 const threads = Number(values.threads)
 const rounds = Number(values.rounds)
+const perSlot = Number(values['per-slot'])
+if (!Number.isInteger(perSlot) || perSlot < 1) {
+  process.stderr.write('--per-slot takes a whole number of at least 1 (requests per concurrent slot per round)\n')
+  process.exit(2)
+}
 const TARGET_RATIO_AT_8 = 2.5
 
-function requests(concurrency: number, round: number): GenerateParams[] {
-  return Array.from({ length: concurrency }, (_, index) => ({
+function requests(count: number, round: number): GenerateParams[] {
+  return Array.from({ length: count }, (_, index) => ({
     messages: [{ role: 'user' as const, content: `Tell me about the garden, part ${index}` }],
     maxTokens,
     temperature: 0.8,
@@ -63,57 +72,73 @@ try {
 
   const results = []
   for (const concurrency of levels) {
-    let sequential = { tokens: 0, seconds: 0 }
-    let concurrent = { tokens: 0, seconds: 0 }
+    const totals = {
+      sequential: { tokens: 0, seconds: 0 },
+      sustained: { tokens: 0, seconds: 0 },
+      waves: { tokens: 0, seconds: 0 },
+    }
     for (let round = 0; round < rounds; round++) {
-      const runSequential = async () => {
-        progress(`${concurrency} requests, round ${round + 1}/${rounds}: one at a time…`)
-        const result = await timed(async () => {
+      const list = requests(concurrency * perSlot, round)
+      const modes: Record<keyof typeof totals, () => Promise<number>> = {
+        sequential: async () => {
           let tokens = 0
-          for (const params of requests(concurrency, round)) tokens += await generate(params)
+          for (const params of list) tokens += await generate(params)
           return tokens
-        })
-        sequential = { tokens: sequential.tokens + result.tokens, seconds: sequential.seconds + result.seconds }
+        },
+        sustained: async () => {
+          let next = 0
+          const workers = Array.from({ length: concurrency }, async () => {
+            let tokens = 0
+            while (next < list.length) tokens += await generate(list[next++] as GenerateParams)
+            return tokens
+          })
+          return (await Promise.all(workers)).reduce((a, b) => a + b, 0)
+        },
+        waves: async () => {
+          let tokens = 0
+          for (let start = 0; start < list.length; start += concurrency) {
+            const wave = await Promise.all(list.slice(start, start + concurrency).map(generate))
+            tokens += wave.reduce((a, b) => a + b, 0)
+          }
+          return tokens
+        },
       }
-      const runConcurrent = async () => {
-        progress(`${concurrency} requests, round ${round + 1}/${rounds}: all at once…`)
-        const result = await timed(async () =>
-          (await Promise.all(requests(concurrency, round).map(generate))).reduce((a, b) => a + b, 0),
-        )
-        concurrent = { tokens: concurrent.tokens + result.tokens, seconds: concurrent.seconds + result.seconds }
-      }
-      // Alternate the order each round so drift in machine load does not favour one side.
-      if (round % 2 === 0) {
-        await runSequential()
-        await runConcurrent()
-      } else {
-        await runConcurrent()
-        await runSequential()
+      // Rotate the order each round so drift in machine load does not favour one side.
+      const names = Object.keys(modes) as (keyof typeof totals)[]
+      for (let step = 0; step < names.length; step++) {
+        const name = names[(step + round) % names.length] as keyof typeof totals
+        progress(`${concurrency} concurrent, round ${round + 1}/${rounds}: ${name}…`)
+        const result = await timed(modes[name])
+        totals[name] = { tokens: totals[name].tokens + result.tokens, seconds: totals[name].seconds + result.seconds }
       }
     }
-    const sequentialRate = sequential.tokens / sequential.seconds
-    const concurrentRate = concurrent.tokens / concurrent.seconds
+    const rate = (name: keyof typeof totals) => totals[name].tokens / totals[name].seconds
     results.push({
       concurrency,
-      sequentialTokensPerSecond: Math.round(sequentialRate),
-      concurrentTokensPerSecond: Math.round(concurrentRate),
-      ratio: Number((concurrentRate / sequentialRate).toFixed(2)),
+      sequentialTokensPerSecond: Math.round(rate('sequential')),
+      concurrentTokensPerSecond: Math.round(rate('sustained')),
+      ratio: Number((rate('sustained') / rate('sequential')).toFixed(2)),
+      wavesTokensPerSecond: Math.round(rate('waves')),
+      wavesRatio: Number((rate('waves') / rate('sequential')).toFixed(2)),
     })
   }
   await engine.dispose()
   progress('')
 
-  const result = { model: 'lull-tiny', threads, maxTokens, rounds, results, targetRatioAt8: TARGET_RATIO_AT_8 }
+  const result = { model: 'lull-tiny', threads, maxTokens, rounds, perSlot, results, targetRatioAt8: TARGET_RATIO_AT_8 }
   const path = await writeResult('batching', result, values.out)
   if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`)
   else {
     printTable(
-      `Batching on one engine: lull-tiny, ${threads} thread(s), requests of up to ${maxTokens} tokens, ${rounds} rounds`,
+      `Batching on one engine: lull-tiny, ${threads} thread(s), requests of up to ${maxTokens} tokens, ` +
+        `${rounds} rounds of ${perSlot} requests per concurrent slot`,
       results.map((row) => ({
         'concurrent requests': row.concurrency,
         'one at a time (tokens/s)': row.sequentialTokensPerSecond,
-        'all at once (tokens/s)': row.concurrentTokensPerSecond,
+        'sustained (tokens/s)': row.concurrentTokensPerSecond,
         ratio: `${row.ratio}x${row.concurrency === 8 ? ` (target >= ${TARGET_RATIO_AT_8}x)` : ''}`,
+        'in waves (tokens/s)': row.wavesTokensPerSecond,
+        'waves ratio': `${row.wavesRatio}x`,
       })),
     )
     process.stdout.write(`results: ${path}\n`)
