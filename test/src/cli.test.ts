@@ -10,7 +10,7 @@ const run = promisify(execFile)
 const ROOT = resolve(import.meta.dirname, '..', '..')
 const LULL = join(ROOT, 'client-sdk/dist/cli.js')
 const COORDINATOR = join(ROOT, 'coordinator/dist/cli.js')
-const NODE = join(ROOT, 'node/dist/cli.js')
+const NODE = join(ROOT, 'node/dist/bin.cjs')
 
 async function runCli(script: string, args: string[], env: NodeJS.ProcessEnv = {}) {
   try {

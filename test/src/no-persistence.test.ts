@@ -64,7 +64,7 @@ describe('no persistence of payloads', () => {
     ])
     const address = await waitForFile(readyFile)
     for (const index of [1, 2]) {
-      launch(`node-${index}`, 'node/dist/cli.js', [
+      launch(`node-${index}`, 'node/dist/bin.cjs', [
         'start',
         '--coordinator',
         address,

@@ -2,12 +2,13 @@ import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { Coordinator, createLogger } from '@lull/coordinator'
 import { buildLullTinyGguf, describeCpu } from '@lull/node'
+import { threadPoolSizeFor } from '@lull/node/thread-pool'
 import { loadOrCreateIdentity } from '@lull/proto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { NODE_CLI } from './node-process.js'
@@ -21,10 +22,14 @@ interface Check {
   fix?: string
 }
 
-async function doctor(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function doctor(
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await run(process.execPath, [NODE_CLI, 'doctor', '--threads', '1', ...args], {
       timeout: 60_000,
+      env,
     })
     return { code: 0, stdout, stderr }
   } catch (error) {
@@ -33,8 +38,11 @@ async function doctor(args: string[]): Promise<{ code: number; stdout: string; s
   }
 }
 
-async function doctorJson(args: string[]): Promise<{ code: number; ok: boolean; checks: Map<string, Check> }> {
-  const { code, stdout } = await doctor([...args, '--json'])
+async function doctorJson(
+  args: string[],
+  env?: NodeJS.ProcessEnv,
+): Promise<{ code: number; ok: boolean; checks: Map<string, Check> }> {
+  const { code, stdout } = await doctor([...args, '--json'], env)
   const report = JSON.parse(stdout) as { ok: boolean; checks: Check[] }
   return { code, ok: report.ok, checks: new Map(report.checks.map((check) => [check.name, check])) }
 }
@@ -75,11 +83,20 @@ describe('lull-node doctor', () => {
     // This machine may or may not have a GPU; either way the check says which, and never fails.
     expect(['ok', 'warn']).toContain(checks.get('gpu')?.status)
     expect(checks.get('hardware')?.summary).toMatch(/physical cores/)
+    // The entry sized libuv's pool for this machine before the CLI loaded.
+    expect(process.env.UV_THREADPOOL_SIZE).toBeUndefined()
+    const pool = threadPoolSizeFor(availableParallelism())
+    expect(checks.get('hardware')?.summary).toContain(`thread pool ${pool};`)
     expect(checks.get('model')).toMatchObject({ status: 'ok', summary: expect.stringContaining('lull-tiny') })
     expect(checks.get('coordinator')).toMatchObject({
       status: 'ok',
       summary: expect.stringContaining('/lull/node/'),
     })
+  })
+
+  it('keeps a thread-pool size the environment sets', async () => {
+    const { checks } = await doctorJson(['--data-dir', join(dir, 'data')], { ...process.env, UV_THREADPOOL_SIZE: '3' })
+    expect(checks.get('hardware')?.summary).toContain('thread pool 3;')
   })
 
   it('warns when --threads leaves no core to the node loop, and says what to use', async () => {

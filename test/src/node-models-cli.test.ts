@@ -18,7 +18,7 @@ import { startTestNetwork, type TestNetwork } from './network-fixture.js'
 
 const run = promisify(execFile)
 const ROOT = resolve(import.meta.dirname, '..', '..')
-const NODE = join(ROOT, 'node/dist/cli.js')
+const NODE = join(ROOT, 'node/dist/bin.cjs')
 const FILE_URI = 'hf:lull/tiny-GGUF/lull-tiny.gguf'
 
 async function lullNode(args: string[], env: NodeJS.ProcessEnv = {}) {

@@ -2,9 +2,9 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { join, resolve } from 'node:path'
 
 const ROOT = resolve(import.meta.dirname, '..', '..')
-export const NODE_CLI = join(ROOT, 'node/dist/cli.js')
+export const NODE_CLI = join(ROOT, 'node/dist/bin.cjs')
 
-/** A `lull-node` CLI running as its own process (the built `node/dist/cli.js`). */
+/** A `lull-node` CLI running as its own process (the built `node/dist/bin.cjs`). */
 export interface NodeProcess {
   child: ChildProcess
   /** The node id from the line the CLI prints once it serves. */

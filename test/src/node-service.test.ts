@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 const run = promisify(execFile)
 const ROOT = resolve(import.meta.dirname, '..', '..')
-const NODE_CLI = join(ROOT, 'node/dist/cli.js')
+const NODE_CLI = join(ROOT, 'node/dist/bin.cjs')
 const COORDINATOR = '/ip4/127.0.0.1/tcp/4710/p2p/12D3KooWGzFv7DFHzLXHEcKN2Ty8bfrc1wRyLkN5fVmkHajVFsKd'
 /** A model path that needs every kind of quoting: spaces, quotes, a backslash, `%` (specifier) and `$` (variable). */
 const AWKWARD_MODEL = `/models/my "best" model/50% of \\$HOME's $PATH.gguf`

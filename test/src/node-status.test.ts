@@ -8,7 +8,7 @@ import { startTestNetwork, type TestNetwork } from './network-fixture.js'
 import { until } from './until.js'
 
 const run = promisify(execFile)
-const NODE_CLI = join(resolve(import.meta.dirname, '..', '..'), 'node/dist/cli.js')
+const NODE_CLI = join(resolve(import.meta.dirname, '..', '..'), 'node/dist/bin.cjs')
 const CANARY = 'status-canary-5d1e'
 
 async function status(dataDir: string, json: boolean) {

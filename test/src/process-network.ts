@@ -129,7 +129,7 @@ export async function startProcessNetwork(options: ProcessNetworkOptions): Promi
     })
     const nodes = Array.from({ length: options.nodes }, (_, index) => {
       const dataDir = join(options.stateDir, `node-${index}`)
-      const node = managed(`node-${index}`, join(logs, `node-${index}.log`), 'node/dist/cli.js', [
+      const node = managed(`node-${index}`, join(logs, `node-${index}.log`), 'node/dist/bin.cjs', [
         'start',
         '--coordinator',
         address,

@@ -114,7 +114,7 @@ async function main(): Promise<void> {
 
   step(`starting ${NODE_COUNT} nodes with lull-tiny (generated offline on first run, then loaded and benchmarked)`)
   for (let index = 1; index <= NODE_COUNT; index++) {
-    launch(`node-${index}`, 'node/dist/cli.js', [
+    launch(`node-${index}`, 'node/dist/bin.cjs', [
       'start',
       '--coordinator',
       address,

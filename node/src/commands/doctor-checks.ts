@@ -111,7 +111,9 @@ export async function checkGpu(llama: Llama | undefined): Promise<CheckResult> {
 
 export async function checkHardware(threads: number): Promise<CheckResult> {
   const cpu = await describeCpu()
-  const summary = `${cpu.model}, ${cpu.physicalCores} physical cores (${cpu.logicalCores} logical), engine threads ${threads}; RAM ${formatGib(totalmem())} (${formatGib(await availableMemoryBytes())} available)`
+  // lull-node's entry sizes libuv's pool (thread-pool.cts) unless the environment did; libuv's own default is 4.
+  const pool = process.env.UV_THREADPOOL_SIZE ?? '4'
+  const summary = `${cpu.model}, ${cpu.physicalCores} physical cores (${cpu.logicalCores} logical), engine threads ${threads}, thread pool ${pool}; RAM ${formatGib(totalmem())} (${formatGib(await availableMemoryBytes())} available)`
   const fallback = engineThreadsFor(cpu.physicalCores)
   if (threads > cpu.logicalCores) {
     return {

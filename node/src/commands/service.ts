@@ -26,8 +26,8 @@ import { nonNegativeInteger, positiveInteger } from './option-parsers.js'
 
 const run = promisify(execFile)
 
-/** The CLI script this module ships with (`dist/cli.js`). */
-const CLI_PATH = fileURLToPath(new URL('../cli.js', import.meta.url))
+/** The CLI's entry this module ships with (`dist/bin.cjs`: it sizes the thread pool, then loads `cli.js`). */
+const CLI_PATH = fileURLToPath(new URL('../bin.cjs', import.meta.url))
 
 export interface ServiceInstallOptions {
   coordinator: string

@@ -12,12 +12,22 @@
  * Target on lull-tiny at 8 concurrent requests (sustained): concurrent / sequential >= 2.5.
  */
 import '@lull/proto/polyfill'
+import { spawnSync } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { Engine, ensureLullTinyModel, type GenerateParams } from '@lull/node'
+import { threadPoolSizeFor } from '@lull/node/thread-pool'
 import { printTable, progressLine, writeResult } from './report.js'
+
+// The engine runs with the thread pool lull-node gives itself (node/src/thread-pool.cts). libuv sizes the pool when
+// it starts, which loading this module already did; so unless the environment sets the size, run again with it.
+if (process.env.UV_THREADPOOL_SIZE === undefined) {
+  const env = { ...process.env, UV_THREADPOOL_SIZE: String(threadPoolSizeFor(availableParallelism())) }
+  const again = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit', env })
+  process.exit(again.status ?? 1)
+}
 
 const { values } = parseArgs({
   options: {
