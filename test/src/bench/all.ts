@@ -13,6 +13,7 @@ const { values } = parseArgs({ options: { only: { type: 'string' } } })
 const BENCHMARKS: Array<{ name: string; script: string; args: string[] }> = [
   { name: 'crypto', script: 'crypto.js', args: [] },
   { name: 'batching', script: 'batching.js', args: ['--concurrency', '1,2,4,8,16'] },
+  { name: 'contention', script: 'contention.js', args: [] },
   { name: 'overhead', script: 'overhead.js', args: [] },
   { name: 'scheduling', script: 'scheduling.js', args: [] },
   { name: 'scale', script: 'scale.js', args: [] },

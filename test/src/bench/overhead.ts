@@ -9,7 +9,7 @@
  *   npm run build && node test/dist/bench/overhead.js [--requests 12] [--tokens 200] [--out DIR]
  */
 import '@lull/proto/polyfill'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -41,6 +41,16 @@ const prompts = Array.from({ length: requestCount }, (_, index) => ({
   content: `Tell me about the garden in the morning, part ${index}.`,
   seed: 100 + index,
 }))
+
+/** CPU time (user + system) a process has used so far, in ms, from /proc (Linux); undefined elsewhere. */
+async function processCpuMs(pid: number | undefined): Promise<number | undefined> {
+  if (pid === undefined) return undefined
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined)
+  // Fields after the command name: utime and stime are the 12th and 13th, in clock ticks (100 a second on Linux).
+  const fields = stat?.slice(stat.lastIndexOf(')') + 2).split(' ')
+  if (fields === undefined || fields.length < 13) return undefined
+  return (Number(fields[11]) + Number(fields[12])) * 10
+}
 
 const stateDir = await mkdtemp(join(tmpdir(), 'lull-bench-overhead-'))
 try {
@@ -107,11 +117,24 @@ try {
   const directSamples: Sample[] = []
   const lullSamples: Sample[] = []
   let mismatches = 0
+  // What relaying costs outside the node: the coordinator's CPU over the run (it serves nothing else), and this
+  // process's CPU while it runs the SDK's side of each request.
+  const coordinatorCpuBefore = await processCpuMs(network.coordinator.pid)
+  let clientCpuMs = 0
+  const viaLullMetered = async (prompt: { content: string; seed: number }): Promise<Sample> => {
+    const before = process.cpuUsage()
+    try {
+      return await viaLull(prompt)
+    } finally {
+      const used = process.cpuUsage(before)
+      clientCpuMs += (used.user + used.system) / 1_000
+    }
+  }
   for (const [index, prompt] of prompts.entries()) {
     progress(`request ${index + 1}/${requestCount}`)
     // Alternate which side goes first so drift in machine load does not favour one.
-    const first = index % 2 === 0 ? direct : viaLull
-    const second = index % 2 === 0 ? viaLull : direct
+    const first = index % 2 === 0 ? direct : viaLullMetered
+    const second = index % 2 === 0 ? viaLullMetered : direct
     const a = await first(prompt)
     const b = await second(prompt)
     const [d, l] = index % 2 === 0 ? [a, b] : [b, a]
@@ -120,6 +143,11 @@ try {
     if (d.text !== l.text) mismatches++
   }
   progress('')
+  const coordinatorCpuAfter = await processCpuMs(network.coordinator.pid)
+  const coordinatorCpuMs =
+    coordinatorCpuBefore === undefined || coordinatorCpuAfter === undefined
+      ? undefined
+      : coordinatorCpuAfter - coordinatorCpuBefore
   await client.close()
   await llama.dispose()
   await network.stop()
@@ -154,6 +182,11 @@ try {
     /** The same after the first token: the streaming rate alone, without the time to first token. */
     decodeTokensPerSecondRatio: Number((l.decodeTokensPerSecond / d.decodeTokensPerSecond).toFixed(3)),
     addedTtftP50Ms: Number((l.ttftP50Ms - d.ttftP50Ms).toFixed(2)),
+    /** CPU outside the node per request: the coordinator (Linux only) and the SDK in this process. */
+    cpuPerRequestMs: {
+      coordinator: coordinatorCpuMs === undefined ? null : Number((coordinatorCpuMs / requestCount).toFixed(1)),
+      client: Number((clientCpuMs / requestCount).toFixed(1)),
+    },
     textMismatches: mismatches,
     targets: { tokensPerSecondRatio: 0.95, addedTtftP50Ms: 10 },
   }
@@ -179,6 +212,7 @@ try {
       `tokens/s ratio Lull/direct: ${result.tokensPerSecondRatio} (target >= 0.95)`,
       `  after the first token only: ${result.decodeTokensPerSecondRatio}`,
       `added time to first token, p50: ${result.addedTtftP50Ms} ms (target <= 10 ms)`,
+      `CPU per request outside the node: coordinator ${result.cpuPerRequestMs.coordinator ?? 'n/a'} ms, client ${result.cpuPerRequestMs.client} ms`,
       `answers that differed between the two paths (same seed): ${mismatches} of ${requestCount}`,
       `results: ${await writeResult('overhead', result, values.out)}`,
       '',
