@@ -46,7 +46,10 @@ export interface LullHostOptions {
  * - connection manager: handshakes in flight, their duration, the per-address connection rate, and protocol
  *   negotiation time on each new stream.
  * - yamux: streams per connection, the per-stream receive window (how far a peer may send ahead of the reader),
- *   and the read and write buffers of each stream (the stream resets when a peer overflows one).
+ *   and the read and write buffers of each stream (the stream resets when a peer overflows one). A receiver grants
+ *   more window once half of it is used, not after every data frame: @libp2p/yamux 8.0.3 did the latter, which cost
+ *   a frame, an encryption and a write per message received and a wake-up for the peer; patches/ changes that
+ *   (applied by `npm install`; yamux-window.test.ts checks it).
  * - `MessageChannel` (on top): frame size, idle and frame timeouts, reader backlog, and the process-wide budget
  *   of unfinished frames.
  */
