@@ -25,11 +25,6 @@ export class ClearGate {
     sequence.evaluate = (tokens, options) => this.#gated(evaluate(tokens, options))
   }
 
-  /** Whether sequences are being held for a clear. */
-  get closed(): boolean {
-    return this.#reopened !== undefined
-  }
-
   /** Clears `sequence`, holding every gated sequence's next token until that is done. */
   async clear(sequence: LlamaContextSequence): Promise<void> {
     if (this.#clearing++ === 0) {

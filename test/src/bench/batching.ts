@@ -135,7 +135,16 @@ try {
   await engine.dispose()
   progress('')
 
-  const result = { model: 'lull-tiny', threads, maxTokens, rounds, perSlot, results, targetRatioAt8: TARGET_RATIO_AT_8 }
+  const result = {
+    model: 'lull-tiny',
+    threads,
+    threadPool: Number(process.env.UV_THREADPOOL_SIZE),
+    maxTokens,
+    rounds,
+    perSlot,
+    results,
+    targetRatioAt8: TARGET_RATIO_AT_8,
+  }
   const path = await writeResult('batching', result, values.out)
   if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`)
   else {
