@@ -34,6 +34,8 @@ export interface ManagedProcess {
   respawn(): void
   /** Resident set size in bytes, from /proc (Linux); undefined when not running or unknown. */
   rssBytes(): Promise<number | undefined>
+  /** CPU time (user + system) used so far, in ms, from /proc (Linux); undefined when not running or unknown. */
+  cpuMs(): Promise<number | undefined>
 }
 
 export interface ProcessNetwork {
@@ -94,6 +96,14 @@ function managed(name: string, logPath: string, script: string, args: string[]):
       const status = await readFile(`/proc/${child.pid}/status`, 'utf8').catch(() => '')
       const kib = /VmRSS:\s+(\d+) kB/.exec(status)?.[1]
       return kib === undefined ? undefined : Number(kib) * 1024
+    },
+    async cpuMs() {
+      if (child?.pid === undefined || !this.running) return undefined
+      const stat = await readFile(`/proc/${child.pid}/stat`, 'utf8').catch(() => '')
+      // After the command name: utime and stime are the 12th and 13th fields, in clock ticks (100 a second).
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      if (fields.length < 13) return undefined
+      return (Number(fields[11]) + Number(fields[12])) * 10
     },
   }
 }

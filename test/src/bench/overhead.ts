@@ -9,7 +9,7 @@
  *   npm run build && node test/dist/bench/overhead.js [--requests 12] [--tokens 200] [--out DIR]
  */
 import '@lull/proto/polyfill'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -41,16 +41,6 @@ const prompts = Array.from({ length: requestCount }, (_, index) => ({
   content: `Tell me about the garden in the morning, part ${index}.`,
   seed: 100 + index,
 }))
-
-/** CPU time (user + system) a process has used so far, in ms, from /proc (Linux); undefined elsewhere. */
-async function processCpuMs(pid: number | undefined): Promise<number | undefined> {
-  if (pid === undefined) return undefined
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined)
-  // Fields after the command name: utime and stime are the 12th and 13th, in clock ticks (100 a second on Linux).
-  const fields = stat?.slice(stat.lastIndexOf(')') + 2).split(' ')
-  if (fields === undefined || fields.length < 13) return undefined
-  return (Number(fields[11]) + Number(fields[12])) * 10
-}
 
 const stateDir = await mkdtemp(join(tmpdir(), 'lull-bench-overhead-'))
 try {
@@ -119,7 +109,7 @@ try {
   let mismatches = 0
   // What relaying costs outside the node: the coordinator's CPU over the run (it serves nothing else), and this
   // process's CPU while it runs the SDK's side of each request.
-  const coordinatorCpuBefore = await processCpuMs(network.coordinator.pid)
+  const coordinatorCpuBefore = await network.coordinator.cpuMs()
   let clientCpuMs = 0
   const viaLullMetered = async (prompt: { content: string; seed: number }): Promise<Sample> => {
     const before = process.cpuUsage()
@@ -143,7 +133,7 @@ try {
     if (d.text !== l.text) mismatches++
   }
   progress('')
-  const coordinatorCpuAfter = await processCpuMs(network.coordinator.pid)
+  const coordinatorCpuAfter = await network.coordinator.cpuMs()
   const coordinatorCpuMs =
     coordinatorCpuBefore === undefined || coordinatorCpuAfter === undefined
       ? undefined
