@@ -1,5 +1,4 @@
 import { LlamaChat, type LlamaContext, type LlamaContextSequence } from 'node-llama-cpp'
-import { ClearGate } from './clear-gate.js'
 
 /** One parallel sequence of the context and the chat driver bound to it. */
 export interface Slot {
@@ -10,18 +9,18 @@ export interface Slot {
 
 /**
  * The context's sequences, created once and reused: a request takes a free one and, when done,
- * the sequence's history is cleared before it is handed out again (through a {@link ClearGate}, so that
- * happens while the other sequences are generating).
+ * the sequence's history is cleared before it is handed out again. The clear runs between two batches while the
+ * other sequences go on generating: patches/node-llama-cpp+3.22.1.patch lets node-llama-cpp's batch loop hand its
+ * lock to a waiting erase (unpatched, the erase waited until no sequence had a decode queued, i.e. for every
+ * concurrent request to end; docs/decisions/node-operations.md).
  */
 export class SequencePool {
   private readonly slots: Slot[]
   private readonly free: Slot[]
-  private readonly gate = new ClearGate()
 
   constructor(context: LlamaContext, count: number) {
     this.slots = Array.from({ length: count }, (_, index) => {
       const sequence = context.getSequence()
-      this.gate.install(sequence)
       return { index, sequence, chat: new LlamaChat({ contextSequence: sequence, chatWrapper: 'auto' }) }
     })
     // Hand out low indexes first (pop from the end).
@@ -44,7 +43,7 @@ export class SequencePool {
   /** Clears the slot's sequence and makes it available again. */
   async release(slot: Slot): Promise<void> {
     try {
-      if (!slot.sequence.disposed) await this.gate.clear(slot.sequence)
+      if (!slot.sequence.disposed) await slot.sequence.clearHistory()
     } finally {
       this.free.push(slot)
     }
