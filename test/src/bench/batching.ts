@@ -7,6 +7,10 @@
  *
  *   npm run build && node test/dist/bench/batching.js [--concurrency 8 | 1,2,4,8,16] [--tokens 128] [--threads 1]
  *     [--rounds 3] [--per-slot 4] [--json] [--out DIR]
+ * Then the same token work without Lull or a chat driver: node-llama-cpp's own `LlamaContextSequence.evaluate` (public
+ * API) on a context of N sequences, N requests started together, each feeding back exactly --tokens sampled tokens
+ * (lockstep, so no batch ever runs short), against one at a time. That is the most this engine library's batching
+ * gives this model on this machine; the gap to it is what the engine's request handling costs.
  *
  * Prints a table (and, with --json, one JSON object on stdout) and writes bench-results/batching.json.
  * Target on lull-tiny at 8 concurrent requests (sustained): concurrent / sequential >= 2.5.
@@ -19,6 +23,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { Engine, ensureLullTinyModel, type GenerateParams } from '@lull/node'
 import { threadPoolSizeFor } from '@lull/node/thread-pool'
+import { getLlama, type LlamaContextSequence, type LlamaModel, type Token } from 'node-llama-cpp'
 import { printTable, progressLine, writeResult } from './report.js'
 
 // The engine runs with the thread pool lull-node gives itself (node/src/thread-pool.cts). libuv sizes the pool when
@@ -64,6 +69,43 @@ function requests(count: number, round: number): GenerateParams[] {
   }))
 }
 
+interface BatchingRow {
+  concurrency: number
+  sequentialTokensPerSecond: number
+  concurrentTokensPerSecond: number
+  ratio: number
+  wavesTokensPerSecond: number
+  wavesRatio: number
+  bareSequentialTokensPerSecond?: number
+  bareConcurrentTokensPerSecond?: number
+  bareRatio?: number
+}
+
+/** Tokens of history node-llama-cpp's chat driver penalises repeats over (its default), used alike here. */
+const REPEAT_PENALTY_LAST_TOKENS = 64
+
+/** One request's token work on a bare sequence: the prompt, then exactly maxTokens sampled tokens fed back. */
+async function bareGenerate(
+  model: LlamaModel,
+  sequence: LlamaContextSequence,
+  params: GenerateParams,
+): Promise<number> {
+  const prompt: Token[] = [...(model.tokens.bos === null ? [] : [model.tokens.bos])]
+  for (const message of params.messages) prompt.push(...model.tokenize(message.content))
+  const generated: Token[] = []
+  const evaluation = sequence.evaluate(prompt, {
+    temperature: params.temperature,
+    seed: params.seed,
+    repeatPenalty: { punishTokens: () => generated.slice(-REPEAT_PENALTY_LAST_TOKENS) },
+  })
+  for await (const token of evaluation) {
+    generated.push(token)
+    if (generated.length >= maxTokens) break
+  }
+  await sequence.clearHistory()
+  return generated.length
+}
+
 async function timed(run: () => Promise<number>): Promise<{ tokens: number; seconds: number }> {
   const started = process.hrtime.bigint()
   const tokens = await run()
@@ -80,7 +122,7 @@ try {
   const generate = async (params: GenerateParams) => (await engine.generate(params, () => {})).outputTokens
   await generate(requests(1, 99)[0] as GenerateParams) // warm-up
 
-  const results = []
+  const results: BatchingRow[] = []
   for (const concurrency of levels) {
     const totals = {
       sequential: { tokens: 0, seconds: 0 },
@@ -133,6 +175,55 @@ try {
     })
   }
   await engine.dispose()
+
+  progress('node-llama-cpp alone: loading…')
+  const llama = await getLlama({ gpu: false, build: 'never', maxThreads: threads })
+  try {
+    const bareModel = await llama.loadModel({ modelPath: model.path })
+    const bareContext = await bareModel.createContext({ sequences: Math.max(...levels), threads })
+    const sequences = Array.from({ length: Math.max(...levels) }, () => bareContext.getSequence())
+    await bareGenerate(bareModel, sequences[0] as LlamaContextSequence, requests(1, 99)[0] as GenerateParams)
+    for (const row of results) {
+      const totals = { sequential: { tokens: 0, seconds: 0 }, lockstep: { tokens: 0, seconds: 0 } }
+      for (let round = 0; round < rounds; round++) {
+        const list = requests(row.concurrency * perSlot, round)
+        const modes: Record<keyof typeof totals, () => Promise<number>> = {
+          sequential: async () => {
+            let tokens = 0
+            for (const params of list)
+              tokens += await bareGenerate(bareModel, sequences[0] as LlamaContextSequence, params)
+            return tokens
+          },
+          lockstep: async () => {
+            let tokens = 0
+            for (let start = 0; start < list.length; start += row.concurrency) {
+              const wave = list.slice(start, start + row.concurrency)
+              const counts = await Promise.all(
+                wave.map((params, index) => bareGenerate(bareModel, sequences[index] as LlamaContextSequence, params)),
+              )
+              tokens += counts.reduce((a, b) => a + b, 0)
+            }
+            return tokens
+          },
+        }
+        const names = Object.keys(modes) as (keyof typeof totals)[]
+        for (let step = 0; step < names.length; step++) {
+          const name = names[(step + round) % names.length] as keyof typeof totals
+          progress(`node-llama-cpp alone, ${row.concurrency} sequences, round ${round + 1}/${rounds}: ${name}…`)
+          const result = await timed(modes[name])
+          totals[name] = { tokens: totals[name].tokens + result.tokens, seconds: totals[name].seconds + result.seconds }
+        }
+      }
+      const rate = (name: keyof typeof totals) => totals[name].tokens / totals[name].seconds
+      Object.assign(row, {
+        bareSequentialTokensPerSecond: Math.round(rate('sequential')),
+        bareConcurrentTokensPerSecond: Math.round(rate('lockstep')),
+        bareRatio: Number((rate('lockstep') / rate('sequential')).toFixed(2)),
+      })
+    }
+  } finally {
+    await llama.dispose()
+  }
   progress('')
 
   const result = {
@@ -158,7 +249,13 @@ try {
         ratio: `${row.ratio}x${row.concurrency === 8 ? ` (target >= ${TARGET_RATIO_AT_8}x)` : ''}`,
         'in waves (tokens/s)': row.wavesTokensPerSecond,
         'waves ratio': `${row.wavesRatio}x`,
+        'node-llama-cpp alone': `${row.bareRatio}x`,
       })),
+    )
+    process.stdout.write(
+      'node-llama-cpp alone: the same requests as bare sequences (no chat driver, no Lull), all of exactly ' +
+        `${maxTokens} tokens, N at once vs one at a time (tokens/s: ` +
+        `${results.map((row) => `${row.bareConcurrentTokensPerSecond} vs ${row.bareSequentialTokensPerSecond}`).join(', ')}).\n`,
     )
     process.stdout.write(`results: ${path}\n`)
   }
