@@ -8,9 +8,10 @@
  *   npm run build && node test/dist/bench/batching.js [--concurrency 8 | 1,2,4,8,16] [--tokens 128] [--threads 1]
  *     [--rounds 3] [--per-slot 4] [--json] [--out DIR]
  * Then the same token work without Lull or a chat driver: node-llama-cpp's own `LlamaContextSequence.evaluate` (public
- * API) on a context of N sequences, N requests started together, each feeding back exactly --tokens sampled tokens
- * (lockstep, so no batch ever runs short), against one at a time. That is the most this engine library's batching
- * gives this model on this machine; the gap to it is what the engine's request handling costs.
+ * API) on a context of N sequences, each request feeding back sampled tokens until end-of-sequence or --tokens (as the
+ * engine's do), N started together and awaited before the next N, against one at a time. That is what this engine
+ * library's batching gives this model on this machine; the gap to the engine's waves is what the engine's request
+ * handling (the chat driver, streaming, Lull) costs.
  *
  * Prints a table (and, with --json, one JSON object on stdout) and writes bench-results/batching.json.
  * Target on lull-tiny at 8 concurrent requests (sustained): concurrent / sequential >= 2.5.
@@ -84,7 +85,7 @@ interface BatchingRow {
 /** Tokens of history node-llama-cpp's chat driver penalises repeats over (its default), used alike here. */
 const REPEAT_PENALTY_LAST_TOKENS = 64
 
-/** One request's token work on a bare sequence: the prompt, then exactly maxTokens sampled tokens fed back. */
+/** One request's token work on a bare sequence: the prompt, then sampled tokens fed back to end-of-sequence or maxTokens. */
 async function bareGenerate(
   model: LlamaModel,
   sequence: LlamaContextSequence,
@@ -99,6 +100,7 @@ async function bareGenerate(
     repeatPenalty: { punishTokens: () => generated.slice(-REPEAT_PENALTY_LAST_TOKENS) },
   })
   for await (const token of evaluation) {
+    if (model.isEogToken(token)) break
     generated.push(token)
     if (generated.length >= maxTokens) break
   }
@@ -184,7 +186,7 @@ try {
     const sequences = Array.from({ length: Math.max(...levels) }, () => bareContext.getSequence())
     await bareGenerate(bareModel, sequences[0] as LlamaContextSequence, requests(1, 99)[0] as GenerateParams)
     for (const row of results) {
-      const totals = { sequential: { tokens: 0, seconds: 0 }, lockstep: { tokens: 0, seconds: 0 } }
+      const totals = { sequential: { tokens: 0, seconds: 0 }, waves: { tokens: 0, seconds: 0 } }
       for (let round = 0; round < rounds; round++) {
         const list = requests(row.concurrency * perSlot, round)
         const modes: Record<keyof typeof totals, () => Promise<number>> = {
@@ -194,7 +196,7 @@ try {
               tokens += await bareGenerate(bareModel, sequences[0] as LlamaContextSequence, params)
             return tokens
           },
-          lockstep: async () => {
+          waves: async () => {
             let tokens = 0
             for (let start = 0; start < list.length; start += row.concurrency) {
               const wave = list.slice(start, start + row.concurrency)
@@ -217,8 +219,8 @@ try {
       const rate = (name: keyof typeof totals) => totals[name].tokens / totals[name].seconds
       Object.assign(row, {
         bareSequentialTokensPerSecond: Math.round(rate('sequential')),
-        bareConcurrentTokensPerSecond: Math.round(rate('lockstep')),
-        bareRatio: Number((rate('lockstep') / rate('sequential')).toFixed(2)),
+        bareConcurrentTokensPerSecond: Math.round(rate('waves')),
+        bareRatio: Number((rate('waves') / rate('sequential')).toFixed(2)),
       })
     }
   } finally {
@@ -253,8 +255,8 @@ try {
       })),
     )
     process.stdout.write(
-      'node-llama-cpp alone: the same requests as bare sequences (no chat driver, no Lull), all of exactly ' +
-        `${maxTokens} tokens, N at once vs one at a time (tokens/s: ` +
+      'node-llama-cpp alone: the same requests on bare sequences (no chat driver, no Lull), in waves of N vs one at ' +
+        'a time (tokens/s: ' +
         `${results.map((row) => `${row.bareConcurrentTokensPerSecond} vs ${row.bareSequentialTokensPerSecond}`).join(', ')}).\n`,
     )
     process.stdout.write(`results: ${path}\n`)
