@@ -116,6 +116,47 @@ async function timed(run: () => Promise<number>): Promise<{ tokens: number; seco
 
 const dataDir = await mkdtemp(join(tmpdir(), 'lull-bench-'))
 const progress = progressLine()
+
+/**
+ * Runs every mode once per round, in an order rotated each round so drift in machine load favours none, and returns
+ * each mode's tokens/s over all rounds. `modesFor(round)` gives the modes for that round's request list.
+ */
+async function ratesOf<Mode extends string>(
+  label: string,
+  modesFor: (round: number) => Record<Mode, () => Promise<number>>,
+): Promise<Record<Mode, number>> {
+  const totals = new Map<Mode, { tokens: number; seconds: number }>()
+  for (let round = 0; round < rounds; round++) {
+    const modes = modesFor(round)
+    const names = Object.keys(modes) as Mode[]
+    for (let step = 0; step < names.length; step++) {
+      const name = names[(step + round) % names.length] as Mode
+      progress(`${label}, round ${round + 1}/${rounds}: ${name}…`)
+      const result = await timed(modes[name])
+      const total = totals.get(name) ?? { tokens: 0, seconds: 0 }
+      totals.set(name, { tokens: total.tokens + result.tokens, seconds: total.seconds + result.seconds })
+    }
+  }
+  return Object.fromEntries([...totals].map(([name, total]) => [name, total.tokens / total.seconds])) as Record<
+    Mode,
+    number
+  >
+}
+
+/** Runs the list in waves of `size` started together, each awaited before the next; returns the tokens generated. */
+async function inWaves(
+  list: GenerateParams[],
+  size: number,
+  run: (params: GenerateParams, index: number) => Promise<number>,
+): Promise<number> {
+  let tokens = 0
+  for (let start = 0; start < list.length; start += size) {
+    const counts = await Promise.all(list.slice(start, start + size).map(run))
+    tokens += counts.reduce((a, b) => a + b, 0)
+  }
+  return tokens
+}
+
 try {
   progress('generating lull-tiny…')
   const model = await ensureLullTinyModel(dataDir)
@@ -126,14 +167,9 @@ try {
 
   const results: BatchingRow[] = []
   for (const concurrency of levels) {
-    const totals = {
-      sequential: { tokens: 0, seconds: 0 },
-      sustained: { tokens: 0, seconds: 0 },
-      waves: { tokens: 0, seconds: 0 },
-    }
-    for (let round = 0; round < rounds; round++) {
+    const rate = await ratesOf(`${concurrency} concurrent`, (round) => {
       const list = requests(concurrency * perSlot, round)
-      const modes: Record<keyof typeof totals, () => Promise<number>> = {
+      return {
         sequential: async () => {
           let tokens = 0
           for (const params of list) tokens += await generate(params)
@@ -148,32 +184,16 @@ try {
           })
           return (await Promise.all(workers)).reduce((a, b) => a + b, 0)
         },
-        waves: async () => {
-          let tokens = 0
-          for (let start = 0; start < list.length; start += concurrency) {
-            const wave = await Promise.all(list.slice(start, start + concurrency).map(generate))
-            tokens += wave.reduce((a, b) => a + b, 0)
-          }
-          return tokens
-        },
+        waves: () => inWaves(list, concurrency, generate),
       }
-      // Rotate the order each round so drift in machine load does not favour one side.
-      const names = Object.keys(modes) as (keyof typeof totals)[]
-      for (let step = 0; step < names.length; step++) {
-        const name = names[(step + round) % names.length] as keyof typeof totals
-        progress(`${concurrency} concurrent, round ${round + 1}/${rounds}: ${name}…`)
-        const result = await timed(modes[name])
-        totals[name] = { tokens: totals[name].tokens + result.tokens, seconds: totals[name].seconds + result.seconds }
-      }
-    }
-    const rate = (name: keyof typeof totals) => totals[name].tokens / totals[name].seconds
+    })
     results.push({
       concurrency,
-      sequentialTokensPerSecond: Math.round(rate('sequential')),
-      concurrentTokensPerSecond: Math.round(rate('sustained')),
-      ratio: Number((rate('sustained') / rate('sequential')).toFixed(2)),
-      wavesTokensPerSecond: Math.round(rate('waves')),
-      wavesRatio: Number((rate('waves') / rate('sequential')).toFixed(2)),
+      sequentialTokensPerSecond: Math.round(rate.sequential),
+      concurrentTokensPerSecond: Math.round(rate.sustained),
+      ratio: Number((rate.sustained / rate.sequential).toFixed(2)),
+      wavesTokensPerSecond: Math.round(rate.waves),
+      wavesRatio: Number((rate.waves / rate.sequential).toFixed(2)),
     })
   }
   await engine.dispose()
@@ -184,44 +204,24 @@ try {
     const bareModel = await llama.loadModel({ modelPath: model.path })
     const bareContext = await bareModel.createContext({ sequences: Math.max(...levels), threads })
     const sequences = Array.from({ length: Math.max(...levels) }, () => bareContext.getSequence())
-    await bareGenerate(bareModel, sequences[0] as LlamaContextSequence, requests(1, 99)[0] as GenerateParams)
+    const bare = (params: GenerateParams, index: number) =>
+      bareGenerate(bareModel, sequences[index] as LlamaContextSequence, params)
+    await bare(requests(1, 99)[0] as GenerateParams, 0) // warm-up
     for (const row of results) {
-      const totals = { sequential: { tokens: 0, seconds: 0 }, waves: { tokens: 0, seconds: 0 } }
-      for (let round = 0; round < rounds; round++) {
+      const rate = await ratesOf(`node-llama-cpp alone, ${row.concurrency} sequences`, (round) => {
         const list = requests(row.concurrency * perSlot, round)
-        const modes: Record<keyof typeof totals, () => Promise<number>> = {
+        return {
           sequential: async () => {
             let tokens = 0
-            for (const params of list)
-              tokens += await bareGenerate(bareModel, sequences[0] as LlamaContextSequence, params)
+            for (const params of list) tokens += await bare(params, 0)
             return tokens
           },
-          waves: async () => {
-            let tokens = 0
-            for (let start = 0; start < list.length; start += row.concurrency) {
-              const wave = list.slice(start, start + row.concurrency)
-              const counts = await Promise.all(
-                wave.map((params, index) => bareGenerate(bareModel, sequences[index] as LlamaContextSequence, params)),
-              )
-              tokens += counts.reduce((a, b) => a + b, 0)
-            }
-            return tokens
-          },
+          waves: () => inWaves(list, row.concurrency, bare),
         }
-        const names = Object.keys(modes) as (keyof typeof totals)[]
-        for (let step = 0; step < names.length; step++) {
-          const name = names[(step + round) % names.length] as keyof typeof totals
-          progress(`node-llama-cpp alone, ${row.concurrency} sequences, round ${round + 1}/${rounds}: ${name}…`)
-          const result = await timed(modes[name])
-          totals[name] = { tokens: totals[name].tokens + result.tokens, seconds: totals[name].seconds + result.seconds }
-        }
-      }
-      const rate = (name: keyof typeof totals) => totals[name].tokens / totals[name].seconds
-      Object.assign(row, {
-        bareSequentialTokensPerSecond: Math.round(rate('sequential')),
-        bareConcurrentTokensPerSecond: Math.round(rate('waves')),
-        bareRatio: Number((rate('waves') / rate('sequential')).toFixed(2)),
       })
+      row.bareSequentialTokensPerSecond = Math.round(rate.sequential)
+      row.bareConcurrentTokensPerSecond = Math.round(rate.waves)
+      row.bareRatio = Number((rate.waves / rate.sequential).toFixed(2))
     }
   } finally {
     await llama.dispose()
