@@ -139,7 +139,8 @@ describe('Engine', () => {
     await Promise.all(started)
 
     // The other two slots, twice over: the second pair needs the slots the first one freed. With two sequences
-    // generating, node-llama-cpp's batch loop never lets go of the lock a clear needs unless the engine makes it.
+    // generating, node-llama-cpp's batch loop lets go of the lock a clear needs only with
+    // patches/node-llama-cpp+3.22.1.patch applied.
     const shortPair = () => Promise.all([21, 22].map((seed) => collect(engine, { seed, maxTokens: 3 })))
     expect((await shortPair()).map((result) => result.outputTokens)).toEqual([3, 3])
     expect(longEnded).toBe(false)

@@ -4,14 +4,14 @@
  * Concurrency is measured two ways over the same request list (N × --per-slot requests a round):
  *   - sustained: N requests in flight at all times, the next starting as soon as one ends (a node under load);
  *   - waves: N started together and all awaited before the next N (each wave drains to its longest answer).
- *
- *   npm run build && node test/dist/bench/batching.js [--concurrency 8 | 1,2,4,8,16] [--tokens 128] [--threads 1]
- *     [--rounds 3] [--per-slot 4] [--json] [--out DIR]
  * Then the same token work without Lull or a chat driver: node-llama-cpp's own `LlamaContextSequence.evaluate` (public
  * API) on a context of N sequences, each request feeding back sampled tokens until end-of-sequence or --tokens (as the
  * engine's do), N started together and awaited before the next N, against one at a time. That is what this engine
  * library's batching gives this model on this machine; the gap to the engine's waves is what the engine's request
  * handling (the chat driver, streaming, Lull) costs.
+ *
+ *   npm run build && node test/dist/bench/batching.js [--concurrency 8 | 1,2,4,8,16] [--tokens 128] [--threads 1]
+ *     [--rounds 3] [--per-slot 4] [--json] [--out DIR]
  *
  * Prints a table (and, with --json, one JSON object on stdout) and writes bench-results/batching.json.
  * Target on lull-tiny at 8 concurrent requests (sustained): concurrent / sequential >= 2.5.
@@ -143,6 +143,13 @@ async function ratesOf<Mode extends string>(
   >
 }
 
+/** Runs the list one request after another; returns the tokens generated. */
+async function oneAtATime(list: GenerateParams[], run: (params: GenerateParams) => Promise<number>): Promise<number> {
+  let tokens = 0
+  for (const params of list) tokens += await run(params)
+  return tokens
+}
+
 /** Runs the list in waves of `size` started together, each awaited before the next; returns the tokens generated. */
 async function inWaves(
   list: GenerateParams[],
@@ -170,11 +177,7 @@ try {
     const rate = await ratesOf(`${concurrency} concurrent`, (round) => {
       const list = requests(concurrency * perSlot, round)
       return {
-        sequential: async () => {
-          let tokens = 0
-          for (const params of list) tokens += await generate(params)
-          return tokens
-        },
+        sequential: () => oneAtATime(list, generate),
         sustained: async () => {
           let next = 0
           const workers = Array.from({ length: concurrency }, async () => {
@@ -211,11 +214,7 @@ try {
       const rate = await ratesOf(`node-llama-cpp alone, ${row.concurrency} sequences`, (round) => {
         const list = requests(row.concurrency * perSlot, round)
         return {
-          sequential: async () => {
-            let tokens = 0
-            for (const params of list) tokens += await bare(params, 0)
-            return tokens
-          },
+          sequential: () => oneAtATime(list, (params) => bare(params, 0)),
           waves: () => inWaves(list, row.concurrency, bare),
         }
       })
