@@ -66,7 +66,8 @@ async function generate(
 
 describe('node-llama-cpp as patched', () => {
   it("sets each sequence's sampler up while its batch decodes, and samples the same tokens", async () => {
-    const context = await model.createContext({ contextSize: 512, sequences: 4, threads: 1 })
+    // A fresh sequence for each of the 8 runs (a disposed sequence's id comes back to the context asynchronously).
+    const context = await model.createContext({ contextSize: 512, sequences: 8, threads: 1 })
     try {
       const native = (context as unknown as { _ctx: NativeContext })._ctx
       const decodeBatch = native.decodeBatch.bind(native)
@@ -86,7 +87,7 @@ describe('node-llama-cpp as patched', () => {
       const together = await Promise.all(seeds.map((seed) => generate(context, seed, 24, isDecoding)))
 
       for (const run of [...alone, ...together]) {
-        // One set-up per sampled token (the prompt's last token included), every one of them during a decode.
+        // One set-up per sampled token (the first is sampled after the prompt), every one of them during a decode.
         expect(run.setUpWhileDecoding.length).toBeGreaterThanOrEqual(run.tokens.length)
         expect(run.setUpWhileDecoding.every(Boolean)).toBe(true)
       }
