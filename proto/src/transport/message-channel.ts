@@ -184,8 +184,9 @@ export class MessageChannel<S extends z.ZodType, Out extends AnyMessage = AnyMes
    * Queues a message; resolves once the stream can take more (backpressure). Messages keep their order.
    *
    * Messages sent in one turn of the event loop (including its promise jobs) go to the stream together, as one
-   * write: one yamux frame and one noise message for all of them, instead of one each. A relay that forwards an answer's last chunk and its `end` together, or several requests' chunks, pays
-   * the transport's per-message cost once.
+   * write: one yamux frame and one noise message for all of them, instead of one each. A relay that forwards an
+   * answer's last chunk and its `end` together, or several requests' chunks, pays the transport's per-message cost
+   * once.
    * @throws when the stream is closed
    */
   async send(message: Out, options: { signal?: AbortSignal } = {}): Promise<void> {

@@ -85,7 +85,10 @@ interface BatchingRow {
 /** Tokens of history node-llama-cpp's chat driver penalises repeats over (its default), used alike here. */
 const REPEAT_PENALTY_LAST_TOKENS = 64
 
-/** One request's token work on a bare sequence: the prompt, then sampled tokens fed back to end-of-sequence or maxTokens. */
+/**
+ * One request's token work on a bare sequence: the prompt, then sampled tokens fed back until end-of-sequence or
+ * maxTokens.
+ */
 async function bareGenerate(
   model: LlamaModel,
   sequence: LlamaContextSequence,
